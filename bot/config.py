@@ -1,0 +1,70 @@
+"""Settings: read once from the environment or `.env`, never at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The value the published API doc sends as `rid`; a push registration token, not a secret.
+DOCUMENTED_RID = (
+    "APA91bFwsPw4clF4y0RHWtg6Y4fC6UnxcrmZYLiko_ifv-8g7Qi-5koV4GRaVax5zMWTMke9eUF-MzHhzdM9iYQEF"
+    "Dff5lnHuMlwIl-zNAu4MfYS4PlL0j8C28XZgNJmQbRSd1BE4eSW"
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
+
+    bot_token: SecretStr
+    telegram_api_url: str | None = None
+
+    spaces_base_url: str = "https://spcs.me"
+    spaces_timeout_seconds: float = Field(default=10.0, gt=0)
+    spaces_rid: str = DOCUMENTED_RID
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    encryption_key: SecretStr | None = None
+    redis_url: str | None = None
+
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    check_interval_seconds: float = Field(default=900.0, gt=0)
+
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.replace(";", ",").split(",")]
+            return frozenset(int(p) for p in parts if p)
+        if isinstance(value, int):
+            return frozenset({value})
+        return value
+
+    @field_validator("spaces_base_url", "telegram_api_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'bot.sqlite3').as_posix()}"
+
+    def key_strings(self) -> list[str]:
+        """The configured keys, first one encrypts; empty when none is configured."""
+        if self.encryption_key is None:
+            return []
+        raw = self.encryption_key.get_secret_value()
+        return [k.strip() for k in raw.split(",") if k.strip()]
