@@ -1,0 +1,48 @@
+"""`python -m bot` runs the bot; `python -m bot genkey` prints a fresh encryption key."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from pydantic import ValidationError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "genkey"])
+    args = parser.parse_args(argv)
+
+    if args.command == "genkey":
+        from bot.storage.crypto import generate_key
+
+        print(generate_key())
+        return 0
+
+    from bot.app import StartupError, run
+    from bot.config import Settings
+    from bot.logging_setup import setup_logging
+
+    try:
+        settings = Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "_".join(str(p) for p in error["loc"]).upper() or "settings"
+            print(f"{name}: {error['msg']}", file=sys.stderr)
+        return 2
+    secrets = [settings.bot_token.get_secret_value(), *settings.key_strings()]
+    setup_logging(settings.log_level, settings.log_format, secrets)
+    try:
+        asyncio.run(run(settings))
+    except StartupError as exc:
+        logging.getLogger("bot").error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

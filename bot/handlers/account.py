@@ -1,0 +1,85 @@
+"""/status and /logout for the chat's linked account."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.types import Message
+
+from bot.handlers.ui import login_keyboard, spaces_error_text
+from bot.locales import PoI18n
+from bot.services.account import AccountService, Active, Gone, NotLinked, Unconfirmed, Unreadable
+
+router = Router(name=__name__)
+
+
+def format_time(value: datetime | None, i18n: PoI18n) -> str:
+    if value is None:
+        return i18n.text("time-unknown")
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+@router.message(Command("status"), F.chat.type == "private")
+async def status(message: Message, i18n: PoI18n, account_service: AccountService) -> None:
+    report = await account_service.status(message.chat.id)
+    if isinstance(report, NotLinked):
+        await message.answer(i18n.text("status-not-linked"), reply_markup=login_keyboard(i18n))
+        return
+    if isinstance(report, Unreadable):
+        await message.answer(i18n.text("status-unreadable"), reply_markup=login_keyboard(i18n))
+        return
+    session = report.session
+    times = {
+        "linked_at": format_time(session.linked_at, i18n),
+        "confirmed_at": format_time(session.last_confirmed_at, i18n),
+    }
+    if isinstance(report, Gone):
+        await message.answer(
+            i18n.text("status-gone", nickname=session.nickname, **times),
+            reply_markup=login_keyboard(i18n),
+        )
+        return
+    if isinstance(report, Unconfirmed):
+        await message.answer(
+            i18n.text(
+                "status-unconfirmed",
+                nickname=session.nickname,
+                reason=spaces_error_text(i18n, report.error),
+                **times,
+            )
+        )
+        return
+    assert isinstance(report, Active)
+    account = report.account
+    online = {True: "status-online", False: "status-offline", None: "status-online-unknown"}
+    lines = [
+        i18n.text(
+            "status-active",
+            nickname=account.nickname,
+            user_id=account.user_id,
+            online=i18n.text(online[account.is_online]),
+            **times,
+        )
+    ]
+    if report.counters is not None:
+        c = report.counters
+        lines.append(i18n.text("status-counters", mail=c.mail, journal=c.journal, feed=c.feed))
+    await message.answer("\n".join(lines))
+
+
+@router.message(Command("logout"), F.chat.type == "private")
+async def logout(message: Message, i18n: PoI18n, account_service: AccountService) -> None:
+    result = await account_service.logout(message.chat.id)
+    if not result.was_linked:
+        await message.answer(i18n.text("logout-not-linked"))
+    elif result.ended_at_spaces:
+        await message.answer(i18n.text("logout-done", nickname=result.nickname or "—"))
+    else:
+        await message.answer(i18n.text("logout-local-only", nickname=result.nickname or "—"))
+
+
+@router.message(Command("status", "logout"))
+async def account_in_group(message: Message, i18n: PoI18n) -> None:
+    await message.answer(i18n.text("private-only"))

@@ -1,0 +1,222 @@
+"""The login conversation: login → password (deleted at once) → captcha when asked."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, F, Router
+from aiogram.enums import ChatAction
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardButton
+from aiogram.types import InlineKeyboardMarkup, Message
+
+from bot.handlers.ui import LOGIN, cancel_keyboard, login_keyboard, oauth_keyboard
+from bot.handlers.ui import spaces_error_text
+from bot.locales import PoI18n
+from bot.services.login import CaptchaChallenge, LoginService, PasswordSeal, PendingExpired
+from bot.services.login import clean_captcha, clean_login, clean_password
+from bot.spaces import SpacesError
+
+log = logging.getLogger(__name__)
+
+router = Router(name=__name__)
+
+
+class LoginFlow(StatesGroup):
+    login = State()
+    password = State()
+    captcha = State()
+
+
+# -- groups: never a place for credentials ------------------------------------------------
+
+
+@router.message(Command("login"), F.chat.type != "private")
+async def login_in_group(message: Message, bot: Bot, i18n: PoI18n) -> None:
+    me = await bot.me()
+    markup = None
+    if me.username:
+        url = f"https://t.me/{me.username}?start=login"
+        markup = InlineKeyboardMarkup(
+            inline_keyboard=[[InlineKeyboardButton(text=i18n.text("button-open-private"), url=url)]]
+        )
+    await message.reply(i18n.text("login-private-only"), reply_markup=markup)
+
+
+# -- starting -----------------------------------------------------------------------------
+
+
+@router.message(Command("login"), F.chat.type == "private")
+@router.message(CommandStart(deep_link=True, magic=F.args == "login"), F.chat.type == "private")
+async def login_start(
+    message: Message, state: FSMContext, i18n: PoI18n, login_service: LoginService
+) -> None:
+    await _ask_login(message, state, i18n, login_service)
+
+
+@router.callback_query(F.data == LOGIN)
+async def login_start_button(
+    query: CallbackQuery, state: FSMContext, i18n: PoI18n, login_service: LoginService
+) -> None:
+    await query.answer()
+    if isinstance(query.message, Message) and query.message.chat.type == "private":
+        await _ask_login(query.message, state, i18n, login_service)
+
+
+async def _ask_login(
+    message: Message, state: FSMContext, i18n: PoI18n, login_service: LoginService
+) -> None:
+    await state.clear()
+    await state.set_state(LoginFlow.login)
+    links = await login_service.oauth_links()
+    text = i18n.text("login-ask-login")
+    if links:
+        text += "\n\n" + i18n.text("login-oauth-explain")
+    await message.answer(text, reply_markup=oauth_keyboard(i18n, links))
+
+
+# -- login --------------------------------------------------------------------------------
+
+
+@router.message(LoginFlow.login, F.chat.type == "private", F.text)
+async def got_login(message: Message, state: FSMContext, i18n: PoI18n) -> None:
+    login = clean_login(message.text)
+    if login is None:
+        await message.answer(i18n.text("login-bad-login"), reply_markup=cancel_keyboard(i18n))
+        return
+    await state.update_data(login=login)
+    await state.set_state(LoginFlow.password)
+    await message.answer(
+        i18n.text("login-ask-password", login=login), reply_markup=cancel_keyboard(i18n)
+    )
+
+
+# -- password -----------------------------------------------------------------------------
+
+
+@router.message(LoginFlow.password, F.chat.type == "private", F.text)
+async def got_password(
+    message: Message,
+    state: FSMContext,
+    bot: Bot,
+    i18n: PoI18n,
+    login_service: LoginService,
+    password_seal: PasswordSeal,
+) -> None:
+    # The password leaves the chat before anything else happens.
+    await _delete_secret_message(message, bot, i18n)
+    password = clean_password(message.text)
+    if password is None:
+        await message.answer(i18n.text("login-bad-password"), reply_markup=cancel_keyboard(i18n))
+        return
+    login = (await state.get_data()).get("login")
+    if not isinstance(login, str):
+        await state.clear()
+        await message.answer(i18n.text("login-expired"), reply_markup=login_keyboard(i18n))
+        return
+    await _attempt(message, state, bot, i18n, login_service, password_seal, login, password)
+
+
+async def _delete_secret_message(message: Message, bot: Bot, i18n: PoI18n) -> None:
+    try:
+        await bot.delete_message(message.chat.id, message.message_id)
+    except TelegramAPIError as exc:
+        log.warning("could not delete a password message in chat %s: %s", message.chat.id, exc)
+        await message.answer(i18n.text("login-delete-password-yourself"))
+
+
+# -- captcha ------------------------------------------------------------------------------
+
+
+@router.message(LoginFlow.captcha, F.chat.type == "private", F.text)
+async def got_captcha(
+    message: Message,
+    state: FSMContext,
+    bot: Bot,
+    i18n: PoI18n,
+    login_service: LoginService,
+    password_seal: PasswordSeal,
+) -> None:
+    code = clean_captcha(message.text)
+    if code is None:
+        await message.answer(i18n.text("captcha-bad-answer"), reply_markup=cancel_keyboard(i18n))
+        return
+    data = await state.get_data()
+    login = data.get("login")
+    try:
+        password = password_seal.open(message.chat.id, data.get("pending"))
+    except PendingExpired:
+        password = None
+    if not isinstance(login, str) or password is None:
+        await state.clear()
+        await message.answer(i18n.text("login-expired"), reply_markup=login_keyboard(i18n))
+        return
+    await _attempt(message, state, bot, i18n, login_service, password_seal, login, password, code)
+
+
+# -- anything else while a step waits for text --------------------------------------------
+
+
+@router.message(StateFilter(LoginFlow), F.chat.type == "private")
+async def not_text(message: Message, state: FSMContext, bot: Bot, i18n: PoI18n) -> None:
+    step = await state.get_state()
+    if step == LoginFlow.password.state and message.caption:
+        await _delete_secret_message(message, bot, i18n)
+    await message.answer(i18n.text("step-needs-text"), reply_markup=cancel_keyboard(i18n))
+
+
+# -- the attempt --------------------------------------------------------------------------
+
+
+async def _attempt(
+    message: Message,
+    state: FSMContext,
+    bot: Bot,
+    i18n: PoI18n,
+    login_service: LoginService,
+    password_seal: PasswordSeal,
+    login: str,
+    password: str,
+    captcha_code: str | None = None,
+) -> None:
+    chat_id = message.chat.id
+    user_id = message.from_user.id if message.from_user else chat_id
+    await bot.send_chat_action(chat_id, ChatAction.TYPING)
+    try:
+        outcome = await login_service.login(
+            chat_id=chat_id,
+            telegram_user_id=user_id,
+            login=login,
+            password=password,
+            captcha_code=captcha_code,
+        )
+    except SpacesError as exc:
+        log.info("login for chat %s failed: %s", chat_id, exc)
+        await state.clear()
+        await message.answer(
+            i18n.text("login-failed", reason=spaces_error_text(i18n, exc)),
+            reply_markup=login_keyboard(i18n),
+        )
+        return
+
+    if isinstance(outcome, CaptchaChallenge):
+        await state.update_data(pending=password_seal.seal(chat_id, password))
+        await state.set_state(LoginFlow.captcha)
+        caption = i18n.text("captcha-wrong" if outcome.wrong_answer else "captcha-ask")
+        await message.answer_photo(
+            BufferedInputFile(outcome.image, filename="captcha.png"),
+            caption=caption,
+            reply_markup=cancel_keyboard(i18n),
+        )
+        return
+
+    await state.clear()
+    session = outcome.session
+    await message.answer(
+        i18n.text("login-success", nickname=session.nickname, user_id=session.spaces_user_id)
+    )
+    if outcome.replaced_nickname and outcome.replaced_nickname != session.nickname:
+        await message.answer(i18n.text("login-replaced", nickname=outcome.replaced_nickname))

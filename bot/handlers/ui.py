@@ -1,0 +1,65 @@
+"""Keyboards, callback data and the sentences for errors: presentation shared by routers."""
+
+from __future__ import annotations
+
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.locales import PoI18n
+from bot.spaces import CaptchaRequired, OAuthLink, SpacesAPIError, SpacesError, SpacesUnavailable
+from bot.spaces import codes as spaces_codes
+
+CANCEL = "cancel"
+LOGIN = "login:start"
+
+_PROVIDER_KEYS = {
+    "vk": "oauth-provider-vk",
+    "ok": "oauth-provider-ok",
+    "mail_ru": "oauth-provider-mail_ru",
+    "facebook": "oauth-provider-facebook",
+    "google": "oauth-provider-google",
+}
+
+
+def cancel_keyboard(i18n: PoI18n) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text=i18n.text("button-cancel"), callback_data=CANCEL)]]
+    )
+
+
+def login_keyboard(i18n: PoI18n) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text=i18n.text("button-login"), callback_data=LOGIN)]]
+    )
+
+
+def oauth_keyboard(i18n: PoI18n, links: list[OAuthLink]) -> InlineKeyboardMarkup:
+    rows = [
+        [InlineKeyboardButton(text=i18n.text(_PROVIDER_KEYS[link.provider]), url=link.url)]
+        for link in links
+        if link.provider in _PROVIDER_KEYS and link.url.startswith("https://")
+    ]
+    rows.append([InlineKeyboardButton(text=i18n.text("button-cancel"), callback_data=CANCEL)])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def spaces_error_text(i18n: PoI18n, error: SpacesError) -> str:
+    """One plain sentence for anything Spaces (or the way to it) answered."""
+    if isinstance(error, SpacesUnavailable):
+        return i18n.text(f"spaces-unavailable-{error.reason}")
+    if isinstance(error, CaptchaRequired):
+        return i18n.text("captcha-unavailable")
+    if isinstance(error, SpacesAPIError):
+        key = f"spaces-code-{error.code}"
+        text = i18n.text(key)
+        if text != key:
+            return text
+        info = spaces_codes.describe(error.code)
+        return i18n.text("spaces-code-unknown", code=error.code, name=_humanise(info.name if info else None))
+    return i18n.text("error-generic")
+
+
+def _humanise(name: str | None) -> str:
+    if not name:
+        return "—"
+    words = name.removeprefix("ERR_").replace("_", " ").lower()
+    return words

@@ -1,0 +1,139 @@
+"""Logging a chat in to Spaces: credentials in, a linked session or a captcha out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from bot.domain import LinkedSession
+from bot.services.clock import utcnow
+from bot.spaces import CaptchaRequired, OAuthLink, SpacesClient, SpacesError
+from bot.storage.crypto import Cipher, DecryptError
+from bot.storage.store import SessionUnreadable, Store
+
+log = logging.getLogger(__name__)
+
+# Credentials are checked here so that nothing absurd is ever sent to Spaces.
+LOGIN_MAX_CHARS = 64
+PASSWORD_MAX_CHARS = 128
+CAPTCHA_MAX_CHARS = 16
+# How long a password may wait, encrypted, for the person to solve a captcha.
+PENDING_PASSWORD_SECONDS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedIn:
+    session: LinkedSession
+    replaced_nickname: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaptchaChallenge:
+    image: bytes = field(repr=False)
+    wrong_answer: bool
+
+
+class PendingExpired(Exception):
+    """The password kept for a captcha is too old or no longer opens: ask for it again."""
+
+
+def clean_login(text: str | None) -> str | None:
+    # Phones are often typed with spaces; no Spaces login contains any.
+    value = "".join((text or "").split())
+    if not value or len(value) > LOGIN_MAX_CHARS or not value.isprintable():
+        return None
+    if value.startswith("/"):
+        return None  # a command typed by mistake, never a Spaces login
+    return value
+
+
+def clean_password(text: str | None) -> str | None:
+    value = text or ""
+    if not value.strip() or len(value) > PASSWORD_MAX_CHARS or not value.isprintable():
+        return None
+    return value
+
+
+def clean_captcha(text: str | None) -> str | None:
+    value = "".join((text or "").split())
+    if not value or len(value) > CAPTCHA_MAX_CHARS or not value.isalnum():
+        return None
+    return value
+
+
+class PasswordSeal:
+    """Keeps a password encrypted (bound to the chat, time-limited) while a captcha waits."""
+
+    def __init__(self, cipher: Cipher, ttl_seconds: float = PENDING_PASSWORD_SECONDS) -> None:
+        self._cipher = cipher
+        self._ttl = ttl_seconds
+
+    def seal(self, chat_id: int, password: str) -> str:
+        expires = int(time.time() + self._ttl)
+        return self._cipher.encrypt(f"{expires}:{password}", context=self._context(chat_id))
+
+    def open(self, chat_id: int, token: str | None) -> str:
+        if not token:
+            raise PendingExpired
+        try:
+            plain = self._cipher.decrypt(token, context=self._context(chat_id))
+        except DecryptError:
+            raise PendingExpired from None
+        expires, _, password = plain.partition(":")
+        if not expires.isdigit() or int(expires) < time.time():
+            raise PendingExpired
+        return password
+
+    @staticmethod
+    def _context(chat_id: int) -> str:
+        return f"fsm:{chat_id}:pending_password"
+
+
+class LoginService:
+    def __init__(self, spaces: SpacesClient, store: Store) -> None:
+        self._spaces = spaces
+        self._store = store
+
+    async def oauth_links(self) -> list[OAuthLink]:
+        """Social sign-in links, or none when Spaces cannot give them now."""
+        try:
+            return await self._spaces.oauth_links()
+        except SpacesError as exc:
+            log.info("social sign-in links unavailable: %s", exc)
+            return []
+
+    async def login(
+        self,
+        *,
+        chat_id: int,
+        telegram_user_id: int,
+        login: str,
+        password: str,
+        captcha_code: str | None = None,
+    ) -> LoggedIn | CaptchaChallenge:
+        """Raises SpacesError for every answer that is neither a session nor a captcha."""
+        try:
+            account = await self._spaces.login(login, password, captcha_code=captcha_code)
+        except CaptchaRequired as challenge:
+            image = await self._spaces.fetch_captcha(challenge.captcha_url)
+            return CaptchaChallenge(image=image, wrong_answer=challenge.wrong_answer)
+
+        replaced = await self._end_previous(chat_id, new_sid=account.sid)
+        session = await self._store.save_session(chat_id, telegram_user_id, account, utcnow())
+        log.info("chat %s linked to Spaces user %s", chat_id, account.user_id)
+        return LoggedIn(session=session, replaced_nickname=replaced)
+
+    async def _end_previous(self, chat_id: int, *, new_sid: str) -> str | None:
+        try:
+            old = await self._store.get_session(chat_id)
+        except SessionUnreadable:
+            log.warning("chat %s had an unreadable session; replacing it", chat_id)
+            return None
+        if old is None or old.sid == new_sid:
+            return None if old is None else old.nickname
+        try:
+            await self._spaces.logout(old.sid)
+        except SpacesError as exc:
+            log.info("old session of chat %s not logged out at Spaces: %s", chat_id, exc)
+        return old.nickname
