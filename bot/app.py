@@ -14,9 +14,8 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
-from aiogram.types import BotCommand, BotCommandScopeDefault
+from aiogram.types import BotCommand, BotCommandScopeDefault, TelegramObject, User
 from aiogram.utils.i18n import I18nMiddleware
-from aiogram.types import TelegramObject, User
 
 from bot.config import Settings
 from bot.handlers import routers
@@ -44,7 +43,11 @@ class ChatLocaleMiddleware(I18nMiddleware):
 
 
 def build_bot(settings: Settings) -> Bot:
-    api = TelegramAPIServer.from_base(settings.telegram_api_url) if settings.telegram_api_url else None
+    api = (
+        TelegramAPIServer.from_base(settings.telegram_api_url)
+        if settings.telegram_api_url
+        else None
+    )
     session = AiohttpSession(api=api) if api else AiohttpSession()
     return Bot(
         token=settings.bot_token.get_secret_value(),
@@ -70,7 +73,33 @@ async def set_command_menu(bot: Bot, i18n: PoI18n) -> None:
 
     await bot.set_my_commands(commands("en"), scope=BotCommandScopeDefault())
     for code in sorted(RUSSIAN_SPEAKING):
-        await bot.set_my_commands(commands("ru"), scope=BotCommandScopeDefault(), language_code=code)
+        await bot.set_my_commands(
+            commands("ru"), scope=BotCommandScopeDefault(), language_code=code
+        )
+
+
+def build_dispatcher(
+    *,
+    settings: Settings,
+    store: Store,
+    spaces: SpacesClient,
+    cipher: Cipher,
+    fsm_storage: BaseStorage,
+    i18n: PoI18n,
+) -> Dispatcher:
+    """The Dispatcher with every router and the long-lived objects handlers receive."""
+    dp = Dispatcher(
+        storage=fsm_storage,
+        settings=settings,
+        store=store,
+        spaces=spaces,
+        login_service=LoginService(spaces, store),
+        account_service=AccountService(spaces, store),
+        password_seal=PasswordSeal(cipher),
+    )
+    ChatLocaleMiddleware(i18n).setup(dp)
+    dp.include_routers(*routers())
+    return dp
 
 
 async def prepare_store(settings: Settings, stack: AsyncExitStack) -> tuple[Store, Cipher]:
@@ -81,7 +110,9 @@ async def prepare_store(settings: Settings, stack: AsyncExitStack) -> tuple[Stor
     try:
         cipher = Cipher.from_strings(resolve_keys(settings.key_strings(), settings.data_dir))
     except KeyConfigError as exc:
-        raise StartupError(f"ENCRYPTION_KEY is not valid: {exc}. Make one with `python -m bot genkey`.") from None
+        raise StartupError(
+            f"ENCRYPTION_KEY is not valid: {exc}. Make one with `python -m bot genkey`."
+        ) from None
     engine = create_engine(settings.effective_database_url)
     stack.push_async_callback(engine.dispose)
     await migrate(engine)
@@ -112,7 +143,10 @@ async def run(settings: Settings) -> None:
         )
         stack.push_async_callback(http.aclose)
         spaces = SpacesClient(
-            http, settings.spaces_base_url, rid=settings.spaces_rid, timeout=settings.spaces_timeout_seconds
+            http,
+            settings.spaces_base_url,
+            rid=settings.spaces_rid,
+            timeout=settings.spaces_timeout_seconds,
         )
 
         bot = build_bot(settings)
@@ -121,17 +155,14 @@ async def run(settings: Settings) -> None:
         stack.push_async_callback(fsm_storage.close)
 
         i18n = build_i18n()
-        dp = Dispatcher(
-            storage=fsm_storage,
+        dp = build_dispatcher(
             settings=settings,
             store=store,
             spaces=spaces,
-            login_service=LoginService(spaces, store),
-            account_service=AccountService(spaces, store),
-            password_seal=PasswordSeal(cipher),
+            cipher=cipher,
+            fsm_storage=fsm_storage,
+            i18n=i18n,
         )
-        ChatLocaleMiddleware(i18n).setup(dp)
-        dp.include_routers(*routers())
 
         async def on_startup(bot: Bot) -> None:
             me = await bot.get_me()

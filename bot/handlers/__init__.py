@@ -1,4 +1,4 @@
-"""aiogram routers, in the order they are tried (/cancel first, the fallback last)."""
+"""aiogram routers, built fresh for each Dispatcher, in the order they are tried."""
 
 from __future__ import annotations
 
@@ -8,4 +8,10 @@ from bot.handlers import account, common, fallback, login
 
 
 def routers() -> list[Router]:
-    return [common.router, account.router, login.router, fallback.router]
+    # /cancel first so it leaves any step; the fallback last so it takes only what is left.
+    return [
+        common.build_router(),
+        account.build_router(),
+        login.build_router(),
+        fallback.build_router(),
+    ]

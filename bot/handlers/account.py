@@ -12,8 +12,6 @@ from bot.handlers.ui import login_keyboard, spaces_error_text
 from bot.locales import PoI18n
 from bot.services.account import AccountService, Active, Gone, NotLinked, Unconfirmed, Unreadable
 
-router = Router(name=__name__)
-
 
 def format_time(value: datetime | None, i18n: PoI18n) -> str:
     if value is None:
@@ -21,7 +19,6 @@ def format_time(value: datetime | None, i18n: PoI18n) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
-@router.message(Command("status"), F.chat.type == "private")
 async def status(message: Message, i18n: PoI18n, account_service: AccountService) -> None:
     report = await account_service.status(message.chat.id)
     if isinstance(report, NotLinked):
@@ -69,7 +66,6 @@ async def status(message: Message, i18n: PoI18n, account_service: AccountService
     await message.answer("\n".join(lines))
 
 
-@router.message(Command("logout"), F.chat.type == "private")
 async def logout(message: Message, i18n: PoI18n, account_service: AccountService) -> None:
     result = await account_service.logout(message.chat.id)
     if not result.was_linked:
@@ -80,6 +76,13 @@ async def logout(message: Message, i18n: PoI18n, account_service: AccountService
         await message.answer(i18n.text("logout-local-only", nickname=result.nickname or "—"))
 
 
-@router.message(Command("status", "logout"))
 async def account_in_group(message: Message, i18n: PoI18n) -> None:
     await message.answer(i18n.text("private-only"))
+
+
+def build_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(status, Command("status"), F.chat.type == "private")
+    router.message.register(logout, Command("logout"), F.chat.type == "private")
+    router.message.register(account_in_group, Command("status", "logout"))
+    return router

@@ -12,15 +12,11 @@ from bot.locales import PoI18n
 
 log = logging.getLogger(__name__)
 
-router = Router(name=__name__)
 
-
-@router.message(F.chat.type == "private")
 async def unknown_private(message: Message, i18n: PoI18n) -> None:
     await message.answer(i18n.text("unknown-input"))
 
 
-@router.errors(ExceptionTypeFilter(Exception))
 async def unexpected_error(event: ErrorEvent, i18n: PoI18n | None = None) -> bool:
     update = event.update
     log.error(
@@ -33,8 +29,13 @@ async def unexpected_error(event: ErrorEvent, i18n: PoI18n | None = None) -> boo
     if isinstance(message, Message) and i18n is not None:
         try:
             await message.answer(i18n.text("error-generic"))
-        except Exception:  # noqa: BLE001 - the error is already logged; a failed apology must not loop
+        except Exception:
             log.warning("could not tell chat %s about the error", message.chat.id)
     return True
 
 
+def build_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(unknown_private, F.chat.type == "private")
+    router.errors.register(unexpected_error, ExceptionTypeFilter(Exception))
+    return router

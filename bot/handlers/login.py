@@ -7,22 +7,37 @@ import logging
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatAction
 from aiogram.exceptions import TelegramAPIError
-from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
+from aiogram.filters import Command, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardButton
-from aiogram.types import InlineKeyboardMarkup, Message
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
 
-from bot.handlers.ui import LOGIN, cancel_keyboard, login_keyboard, oauth_keyboard
-from bot.handlers.ui import spaces_error_text
+from bot.handlers.ui import (
+    LOGIN,
+    cancel_keyboard,
+    login_keyboard,
+    oauth_keyboard,
+    spaces_error_text,
+)
 from bot.locales import PoI18n
-from bot.services.login import CaptchaChallenge, LoginService, PasswordSeal, PendingExpired
-from bot.services.login import clean_captcha, clean_login, clean_password
+from bot.services.login import (
+    CaptchaChallenge,
+    LoginService,
+    PasswordSeal,
+    PendingExpired,
+    clean_captcha,
+    clean_login,
+    clean_password,
+)
 from bot.spaces import SpacesError
 
 log = logging.getLogger(__name__)
-
-router = Router(name=__name__)
 
 
 class LoginFlow(StatesGroup):
@@ -34,7 +49,6 @@ class LoginFlow(StatesGroup):
 # -- groups: never a place for credentials ------------------------------------------------
 
 
-@router.message(Command("login"), F.chat.type != "private")
 async def login_in_group(message: Message, bot: Bot, i18n: PoI18n) -> None:
     me = await bot.me()
     markup = None
@@ -49,15 +63,12 @@ async def login_in_group(message: Message, bot: Bot, i18n: PoI18n) -> None:
 # -- starting -----------------------------------------------------------------------------
 
 
-@router.message(Command("login"), F.chat.type == "private")
-@router.message(CommandStart(deep_link=True, magic=F.args == "login"), F.chat.type == "private")
 async def login_start(
     message: Message, state: FSMContext, i18n: PoI18n, login_service: LoginService
 ) -> None:
     await _ask_login(message, state, i18n, login_service)
 
 
-@router.callback_query(F.data == LOGIN)
 async def login_start_button(
     query: CallbackQuery, state: FSMContext, i18n: PoI18n, login_service: LoginService
 ) -> None:
@@ -81,7 +92,6 @@ async def _ask_login(
 # -- login --------------------------------------------------------------------------------
 
 
-@router.message(LoginFlow.login, F.chat.type == "private", F.text)
 async def got_login(message: Message, state: FSMContext, i18n: PoI18n) -> None:
     login = clean_login(message.text)
     if login is None:
@@ -97,7 +107,6 @@ async def got_login(message: Message, state: FSMContext, i18n: PoI18n) -> None:
 # -- password -----------------------------------------------------------------------------
 
 
-@router.message(LoginFlow.password, F.chat.type == "private", F.text)
 async def got_password(
     message: Message,
     state: FSMContext,
@@ -131,7 +140,6 @@ async def _delete_secret_message(message: Message, bot: Bot, i18n: PoI18n) -> No
 # -- captcha ------------------------------------------------------------------------------
 
 
-@router.message(LoginFlow.captcha, F.chat.type == "private", F.text)
 async def got_captcha(
     message: Message,
     state: FSMContext,
@@ -160,7 +168,6 @@ async def got_captcha(
 # -- anything else while a step waits for text --------------------------------------------
 
 
-@router.message(StateFilter(LoginFlow), F.chat.type == "private")
 async def not_text(message: Message, state: FSMContext, bot: Bot, i18n: PoI18n) -> None:
     step = await state.get_state()
     if step == LoginFlow.password.state and message.caption:
@@ -220,3 +227,18 @@ async def _attempt(
     )
     if outcome.replaced_nickname and outcome.replaced_nickname != session.nickname:
         await message.answer(i18n.text("login-replaced", nickname=outcome.replaced_nickname))
+
+
+def build_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(login_in_group, Command("login"), F.chat.type != "private")
+    router.message.register(login_start, Command("login"), F.chat.type == "private")
+    router.message.register(
+        login_start, CommandStart(deep_link=True, magic=F.args == "login"), F.chat.type == "private"
+    )
+    router.callback_query.register(login_start_button, F.data == LOGIN)
+    router.message.register(got_login, LoginFlow.login, F.chat.type == "private", F.text)
+    router.message.register(got_password, LoginFlow.password, F.chat.type == "private", F.text)
+    router.message.register(got_captcha, LoginFlow.captcha, F.chat.type == "private", F.text)
+    router.message.register(not_text, StateFilter(LoginFlow), F.chat.type == "private")
+    return router

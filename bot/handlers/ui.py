@@ -22,13 +22,17 @@ _PROVIDER_KEYS = {
 
 def cancel_keyboard(i18n: PoI18n) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
-        inline_keyboard=[[InlineKeyboardButton(text=i18n.text("button-cancel"), callback_data=CANCEL)]]
+        inline_keyboard=[
+            [InlineKeyboardButton(text=i18n.text("button-cancel"), callback_data=CANCEL)]
+        ]
     )
 
 
 def login_keyboard(i18n: PoI18n) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
-        inline_keyboard=[[InlineKeyboardButton(text=i18n.text("button-login"), callback_data=LOGIN)]]
+        inline_keyboard=[
+            [InlineKeyboardButton(text=i18n.text("button-login"), callback_data=LOGIN)]
+        ]
     )
 
 
@@ -36,7 +40,7 @@ def oauth_keyboard(i18n: PoI18n, links: list[OAuthLink]) -> InlineKeyboardMarkup
     rows = [
         [InlineKeyboardButton(text=i18n.text(_PROVIDER_KEYS[link.provider]), url=link.url)]
         for link in links
-        if link.provider in _PROVIDER_KEYS and link.url.startswith("https://")
+        if link.provider in _PROVIDER_KEYS
     ]
     rows.append([InlineKeyboardButton(text=i18n.text("button-cancel"), callback_data=CANCEL)])
     return InlineKeyboardMarkup(inline_keyboard=rows)
@@ -54,7 +58,9 @@ def spaces_error_text(i18n: PoI18n, error: SpacesError) -> str:
         if text != key:
             return text
         info = spaces_codes.describe(error.code)
-        return i18n.text("spaces-code-unknown", code=error.code, name=_humanise(info.name if info else None))
+        return i18n.text(
+            "spaces-code-unknown", code=error.code, name=_humanise(info.name if info else None)
+        )
     return i18n.text("error-generic")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+
+import httpx
 from dataclasses import dataclass, field
 
 from bot.domain import LinkedSession
@@ -90,6 +92,14 @@ class PasswordSeal:
         return f"fsm:{chat_id}:pending_password"
 
 
+def _is_web_url_on(url: str, host: str) -> bool:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):
+        return False
+    return parsed.scheme in {"http", "https"} and parsed.host.lower() == host.lower()
+
+
 class LoginService:
     def __init__(self, spaces: SpacesClient, store: Store) -> None:
         self._spaces = spaces
@@ -98,10 +108,13 @@ class LoginService:
     async def oauth_links(self) -> list[OAuthLink]:
         """Social sign-in links, or none when Spaces cannot give them now."""
         try:
-            return await self._spaces.oauth_links()
+            links = await self._spaces.oauth_links()
         except SpacesError as exc:
             log.info("social sign-in links unavailable: %s", exc)
             return []
+        # An answer is data: only links into Spaces itself become buttons.
+        home = httpx.URL(self._spaces.base_url).host
+        return [link for link in links if _is_web_url_on(link.url, home)]
 
     async def login(
         self,

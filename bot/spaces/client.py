@@ -143,7 +143,8 @@ class SpacesClient:
             raise SpacesUnavailable("bad_answer", status, method="captcha")
         chunks: list[bytes] = []
         received = 0
-        async for chunk in response.aiter_raw():
+        # Compressed bodies were refused above, so these are the bytes off the wire.
+        async for chunk in response.aiter_bytes():
             chunks.append(chunk)
             received += len(chunk)
             if received > cap:

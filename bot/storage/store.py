@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -118,7 +117,9 @@ class Store:
             await db.flush()
             return self._to_domain(row)
 
-    async def confirm_session(self, chat_id: int, sid: str, account: Account, now: datetime) -> None:
+    async def confirm_session(
+        self, chat_id: int, sid: str, account: Account, now: datetime
+    ) -> None:
         """Record a successful check of the session that holds `sid` (if it is still linked)."""
         async with self._sessionmaker.begin() as db:
             row = await db.get(SpacesSession, chat_id)
@@ -171,5 +172,3 @@ class Store:
             sid=sid,
             ck=ck,
         )
-
-

@@ -1,0 +1,119 @@
+"""Real updates through the real Dispatcher; Telegram and Spaces are fakes on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from aiogram import Bot, Dispatcher
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.types import Update
+
+from bot.app import build_bot, build_dispatcher
+from bot.config import Settings
+from bot.locales import PoI18n, build_i18n
+from bot.spaces import SpacesClient
+from bot.storage.crypto import Cipher
+from bot.storage.store import Store
+from tests.fakes.spaces_server import FakeSpaces
+from tests.fakes.telegram_server import ApiCall, FakeTelegram
+
+CHAT = 5001
+
+
+@dataclass
+class Harness:
+    dp: Dispatcher
+    bot: Bot
+    tg: FakeTelegram
+    spaces: FakeSpaces
+    store: Store
+    i18n: PoI18n
+
+    async def _feed(self, update: dict[str, Any]) -> list[ApiCall]:
+        mark = self.tg.mark()
+        await self.dp.feed_update(self.bot, Update.model_validate(update, context={"bot": self.bot}))
+        return self.tg.calls[mark:]
+
+    async def say(self, text: str, *, chat_id: int = CHAT, **kw: Any) -> list[ApiCall]:
+        return await self._feed(self.tg.send_message(text, chat_id=chat_id, **kw))
+
+    async def press(self, data: str, *, chat_id: int = CHAT, **kw: Any) -> list[ApiCall]:
+        return await self._feed(self.tg.press_button(data, chat_id=chat_id, **kw))
+
+    async def sticker(self, *, chat_id: int = CHAT) -> list[ApiCall]:
+        return await self._feed(self.tg.send_sticker(chat_id=chat_id))
+
+    async def state(self, chat_id: int = CHAT, user_id: int | None = None) -> str | None:
+        ctx = self.dp.fsm.get_context(self.bot, chat_id=chat_id, user_id=user_id or chat_id)
+        return await ctx.get_state()
+
+    async def fsm_data(self, chat_id: int = CHAT) -> dict[str, Any]:
+        return await self.dp.fsm.get_context(self.bot, chat_id=chat_id, user_id=chat_id).get_data()
+
+    def t(self, key: str, locale: str = "en", **params: Any) -> str:
+        return self.i18n.text(key, locale, **params)
+
+
+def texts(calls: list[ApiCall]) -> list[str]:
+    out = []
+    for call in calls:
+        if call.method in {"sendMessage", "editMessageText"}:
+            out.append(call.params.get("text", ""))
+        elif call.method == "sendPhoto":
+            out.append(call.params.get("caption", ""))
+    return out
+
+
+def buttons(calls: list[ApiCall]) -> list[dict[str, Any]]:
+    found = []
+    for call in calls:
+        markup = call.params.get("reply_markup") or {}
+        for row in markup.get("inline_keyboard", []):
+            found.extend(row)
+    return found
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_spaces() -> AsyncIterator[FakeSpaces]:
+    async with FakeSpaces() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def harness(
+    tg: FakeTelegram, fake_spaces: FakeSpaces, store: Store, cipher: Cipher
+) -> AsyncIterator[Harness]:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        bot_token=tg.token,
+        telegram_api_url=tg.url,
+        spaces_base_url=fake_spaces.url,
+        spaces_timeout_seconds=2,
+    )
+    async with httpx.AsyncClient() as http:
+        spaces = SpacesClient(http, settings.spaces_base_url, rid=settings.spaces_rid, timeout=2)
+        bot = build_bot(settings)
+        i18n = build_i18n()
+        dp = build_dispatcher(
+            settings=settings, store=store, spaces=spaces, cipher=cipher,
+            fsm_storage=MemoryStorage(), i18n=i18n,
+        )
+        try:
+            yield Harness(dp=dp, bot=bot, tg=tg, spaces=fake_spaces, store=store, i18n=i18n)
+        finally:
+            await bot.session.close()
+
+
+@pytest.fixture
+def h(harness: Harness) -> Harness:
+    return harness

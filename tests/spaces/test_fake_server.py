@@ -1,0 +1,270 @@
+"""The real SpacesClient against the fake Spaces server, in-process and as a subprocess."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+
+from bot.spaces import CaptchaRequired, Counters, SpacesAPIError, SpacesClient, SpacesUnavailable
+from tests.fakes.spaces_server import (
+    CAPTCHA_PNG,
+    FakeSpaces,
+    FakeSpacesControl,
+    FakeSpacesProcess,
+)
+
+RID = "test-rid"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSpaces]:
+    async with FakeSpaces() as server:
+        yield server
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    # trust_env=False: never route test traffic through a proxy from the environment.
+    async with httpx.AsyncClient(trust_env=False) as client:
+        yield client
+
+
+@pytest.fixture
+def client(fake: FakeSpaces, http: httpx.AsyncClient) -> SpacesClient:
+    return SpacesClient(http, fake.url, rid=RID, timeout=5)
+
+
+async def test_login_and_check(fake: FakeSpaces, client: SpacesClient) -> None:
+    account = await client.login("alice", "secret123")
+    assert (account.user_id, account.nickname) == (1001, "Alice")
+    assert re.fullmatch(r"\d{16}", account.sid) and account.ck == account.sid[-4:]
+    assert account.is_online is True and account.last_seen_at is not None
+    assert account.profile_url == f"{fake.url}/mysite/?name=Alice"
+    checked = await client.check(account.sid)
+    assert checked.sid == account.sid and checked.user_id == 1001
+    assert fake.state.counts["login"] == 1 and fake.state.counts["check"] == 1
+    first = fake.state.calls[0]
+    assert first.method == "login" and "password" not in first.fields
+    assert first.fields["rid"] == RID
+    assert fake.state.calls[1].sid == account.sid
+
+
+async def test_login_by_alias(client: SpacesClient) -> None:
+    assert (await client.login("Alice@Example.com", "secret123")).user_id == 1001
+
+
+@pytest.mark.parametrize(
+    ("login", "password", "code"),
+    [("alice", "wrong-password", "01003"), ("nobody", "secret123", "00003"), ("", "x", "01002")],
+)
+async def test_login_failures(client: SpacesClient, login: str, password: str, code: str) -> None:
+    with pytest.raises(SpacesAPIError) as caught:
+        await client.login(login, password)
+    assert caught.value.code == code
+
+
+async def test_captcha_flow_wrong_then_right(fake: FakeSpaces, client: SpacesClient) -> None:
+    fake.state.set_captcha("alice", True, answer="7777")
+    with pytest.raises(CaptchaRequired) as first:
+        await client.login("alice", "secret123")
+    assert not first.value.wrong_answer
+    assert first.value.captcha_url.startswith(f"{fake.url}/captcha/")
+    assert await client.fetch_captcha(first.value.captcha_url) == CAPTCHA_PNG
+
+    with pytest.raises(CaptchaRequired) as wrong:
+        await client.login("alice", "secret123", captcha_code="1234")
+    assert wrong.value.wrong_answer
+    assert wrong.value.captcha_url.startswith(f"{fake.url}/captcha/")
+
+    account = await client.login("alice", "secret123", captcha_code="7777")
+    assert account.user_id == 1001
+    assert [c.fields.get("code") for c in fake.state.calls] == [None, "1234", "7777"]
+
+
+async def test_expire_and_logout_end_sessions(fake: FakeSpaces, client: SpacesClient) -> None:
+    first = await client.login("alice", "secret123")
+    second = await client.login("alice", "secret123")
+    assert fake.state.expire(sid=first.sid) == 1
+    with pytest.raises(SpacesAPIError) as gone:
+        await client.check(first.sid)
+    assert gone.value.code == "01001" and gone.value.is_session_gone
+    assert (await client.check(second.sid)).sid == second.sid
+
+    await client.logout(second.sid)
+    with pytest.raises(SpacesAPIError) as after_logout:
+        await client.check(second.sid)
+    assert after_logout.value.is_session_gone
+    with pytest.raises(SpacesAPIError):
+        await client.logout(second.sid)
+
+
+async def test_expire_by_user(fake: FakeSpaces, client: SpacesClient) -> None:
+    sids = [(await client.login("alice", "secret123")).sid for _ in range(3)]
+    assert fake.state.expire(nid=1001) == 3
+    for sid in sids:
+        with pytest.raises(SpacesAPIError):
+            await client.check(sid)
+
+
+async def test_oauth_links_and_counters(fake: FakeSpaces, client: SpacesClient) -> None:
+    links = await client.oauth_links()
+    assert {link.provider for link in links} == {"vk", "ok", "mail_ru", "facebook", "google"}
+    assert all(link.url.startswith(f"{fake.url}/oauth/?CK=") for link in links)
+    assert all("&amp;" not in link.url for link in links)
+
+    sid = (await client.login("alice", "secret123")).sid
+    assert await client.top_counts(sid) == Counters(journal=2, feed=5, mail=1)
+    fake.state.set_counters(journal=0, feed=1, mail=7)
+    assert await client.top_counts(sid) == Counters(journal=0, feed=1, mail=7)
+    fake.state.expire(sid=sid)
+    with pytest.raises(SpacesAPIError) as gone:
+        await client.top_counts(sid)
+    assert gone.value.is_session_gone
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason", "status"),
+    [
+        ("http500", "http_status", 500),
+        ("html", "not_json", 200),
+        ("badjson", "not_json", 200),
+        ("timeout", "timeout", None),
+    ],
+)
+async def test_fault_modes(
+    fake: FakeSpaces, http: httpx.AsyncClient, mode: str, reason: str, status: int | None
+) -> None:
+    client = SpacesClient(http, fake.url, rid=RID, timeout=0.3)
+    fake.state.set_mode(mode)
+    with pytest.raises(SpacesUnavailable) as caught:
+        await client.check("1234123412341234")
+    assert (caught.value.reason, caught.value.status) == (reason, status)
+    fake.state.set_mode("ok")
+    assert (await client.login("alice", "secret123")).user_id == 1001
+
+
+async def test_ratelimit_mode(fake: FakeSpaces, client: SpacesClient) -> None:
+    fake.state.set_mode("ratelimit")
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: client.login("alice", "secret123"),
+        lambda: client.check("1"),
+        client.oauth_links,
+    ]
+    for call in calls:
+        with pytest.raises(SpacesAPIError) as caught:
+            await call()
+        assert caught.value.is_rate_limited and not caught.value.is_session_gone
+
+
+async def test_next_code_is_one_shot(fake: FakeSpaces, client: SpacesClient) -> None:
+    fake.state.next_code("login", "00035")
+    fake.state.next_code("login", "00001", {"captcha_url": None})
+    with pytest.raises(SpacesAPIError) as banned:
+        await client.login("alice", "secret123")
+    assert (banned.value.code, banned.value.name) == ("00035", "ERR_YOU_ARE_BANNED")
+    with pytest.raises(SpacesAPIError) as no_url:
+        await client.login("alice", "secret123")
+    assert type(no_url.value) is SpacesAPIError and no_url.value.code == "00001"
+    assert (await client.login("alice", "secret123")).user_id == 1001
+
+
+async def test_unknown_method(fake: FakeSpaces, http: httpx.AsyncClient) -> None:
+    response = await http.post(
+        f"{fake.url}/neoapi/session",
+        files={"method": (None, b"getTopCounts")},  # a common method on the wrong endpoint
+        headers={"X-Proxy": "spaces", "Cookie": "json=1"},
+    )
+    assert response.json()["code"] == "00002"
+
+
+async def test_json_only_with_header_cookie_and_multipart(
+    fake: FakeSpaces, http: httpx.AsyncClient
+) -> None:
+    url, form = f"{fake.url}/neoapi/session", {"method": (None, b"check")}
+    no_proxy = await http.post(url, files=form, headers={"Cookie": "json=1"})
+    no_cookie = await http.post(url, files=form, headers={"X-Proxy": "spaces"})
+    for response in (no_proxy, no_cookie):
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].startswith("text/html")
+    urlencoded = await http.post(
+        url, data={"method": "check"}, headers={"X-Proxy": "spaces", "Cookie": "json=1"}
+    )
+    assert urlencoded.status_code == 400
+    envelope = await http.post(url, files=form, headers={"X-Proxy": "spaces", "Cookie": "json=1"})
+    assert set(envelope.json()) == {"css_files", "time", "config", "t", "code"}
+
+
+async def test_set_cookie_from_login_does_not_mix_sessions(
+    fake: FakeSpaces, client: SpacesClient, http: httpx.AsyncClient
+) -> None:
+    fake.state.add_user("bob", "bobpassword", 2002, "Bob")
+    alice = await client.login("alice", "secret123")
+    bob = await client.login("bob", "bobpassword")
+    assert list(http.cookies.jar) == []  # the fake's Set-Cookie was not kept
+    assert (await client.check(alice.sid)).user_id == 1001
+    assert (await client.check(bob.sid)).user_id == 2002
+    assert [c.sid for c in fake.state.calls if c.method == "check"] == [alice.sid, bob.sid]
+
+
+async def test_control_over_http_in_process(fake: FakeSpaces, client: SpacesClient) -> None:
+    async with FakeSpacesControl(fake.url) as control:
+        await control.add_user("carol", "carolpass", 3003, "Carol", aliases=["+79990001122"])
+        await control.set_captcha("carol", True, answer="4242")
+        with pytest.raises(CaptchaRequired):
+            await client.login("+79990001122", "carolpass")
+        account = await client.login("carol", "carolpass", captcha_code="4242")
+        assert (await control.sessions()) == {account.sid: 3003}
+        assert await control.expire(nid=3003) == 1
+        await control.next_code("check", "00007")
+        with pytest.raises(SpacesAPIError) as limited:
+            await client.check(account.sid)
+        assert limited.value.is_rate_limited
+        await control.set_mode("http500")
+        assert fake.state.mode == "http500"
+        counts = await control.counts()
+        assert counts == {"login": 2, "check": 1}
+        await control.reset()
+        assert fake.state.mode == "ok" and fake.state.find_user("carol") is None
+        assert await control.counts() == {}
+
+
+async def test_calls_list_is_bounded_but_counts_exact(
+    fake: FakeSpaces, client: SpacesClient
+) -> None:
+    fake.state.calls = type(fake.state.calls)(maxlen=5)
+    for _ in range(12):
+        with pytest.raises(SpacesAPIError):
+            await client.check("0")
+    assert fake.state.counts["check"] == 12 and len(fake.state.calls) == 5
+
+
+async def test_subprocess_mode(http: httpx.AsyncClient) -> None:
+    fake = FakeSpacesProcess()
+    await fake.start()
+    try:
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", fake.url)
+        client = SpacesClient(http, fake.url, rid=RID, timeout=5)
+        async with fake.control() as control:
+            await control.add_user("dave", "davepass", 4004, "Dave")
+            account = await client.login("dave", "davepass")
+            assert (await client.check(account.sid)).user_id == 4004
+            assert await control.expire(sid=account.sid) == 1
+            with pytest.raises(SpacesAPIError) as gone:
+                await client.check(account.sid)
+            assert gone.value.is_session_gone
+            await control.set_mode("html")
+            with pytest.raises(SpacesUnavailable):
+                await client.check(account.sid)
+            summary = await control.calls_summary()
+            assert summary["counts"] == {"login": 1, "check": 3}
+            assert all("password" not in call["fields"] for call in summary["calls"])
+    finally:
+        returncode = await fake.stop()
+    assert returncode == 0  # SIGTERM is a clean stop
+    assert fake.process is not None and fake.process.stdout is not None
+    assert await fake.process.stdout.read() == b""  # READY was the only line
+    with pytest.raises(httpx.ConnectError):
+        await http.get(fake.url)
