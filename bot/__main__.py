@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from bot.logging_setup import setup_logging
 
     try:
-        settings = Settings()  # type: ignore[call-arg]
+        settings = Settings()
     except ValidationError as exc:
         for error in exc.errors():
             name = "_".join(str(p) for p in error["loc"]).upper() or "settings"

@@ -71,4 +71,6 @@ def setup_logging(level: str, fmt: str, secrets: Iterable[str] = ()) -> Redactor
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     return redactor

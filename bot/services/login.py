@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 
 import httpx
-from dataclasses import dataclass, field
 
 from bot.domain import LinkedSession
 from bot.services.clock import utcnow

@@ -202,7 +202,7 @@ class SpacesClient:
         if code == codes.SUCCESS:
             return body
         if code in codes.CAPTCHA_CODES:
-            captcha_url = _captcha_url(body)
+            captcha_url = _captcha_url(body, self._base)
             if captcha_url is not None:
                 raise CaptchaRequired(code, captcha_url, method=method)
         raise SpacesAPIError(code, method=method)
@@ -219,10 +219,14 @@ class SpacesClient:
                 jar.clear(cookie.domain, cookie.path, cookie.name)
 
 
-def _captcha_url(body: Mapping[str, object]) -> str | None:
+def _captcha_url(body: Mapping[str, object], base: httpx.URL) -> str | None:
+    """The captcha picture's URL, made absolute; fetch_captcha still vets the host."""
     for source in (body, body.get("attributes")):
         if isinstance(source, Mapping):
             value = source.get("captcha_url")
             if isinstance(value, str) and value.strip():
-                return html.unescape(value.strip())
+                try:
+                    return str(base.join(html.unescape(value.strip())))
+                except httpx.InvalidURL:
+                    return None
     return None

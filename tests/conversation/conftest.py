@@ -35,7 +35,9 @@ class Harness:
 
     async def _feed(self, update: dict[str, Any]) -> list[ApiCall]:
         mark = self.tg.mark()
-        await self.dp.feed_update(self.bot, Update.model_validate(update, context={"bot": self.bot}))
+        await self.dp.feed_update(
+            self.bot, Update.model_validate(update, context={"bot": self.bot})
+        )
         return self.tg.calls[mark:]
 
     async def say(self, text: str, *, chat_id: int = CHAT, **kw: Any) -> list[ApiCall]:
@@ -105,8 +107,12 @@ async def harness(
         bot = build_bot(settings)
         i18n = build_i18n()
         dp = build_dispatcher(
-            settings=settings, store=store, spaces=spaces, cipher=cipher,
-            fsm_storage=MemoryStorage(), i18n=i18n,
+            settings=settings,
+            store=store,
+            spaces=spaces,
+            cipher=cipher,
+            fsm_storage=MemoryStorage(),
+            i18n=i18n,
         )
         try:
             yield Harness(dp=dp, bot=bot, tg=tg, spaces=fake_spaces, store=store, i18n=i18n)

@@ -157,7 +157,9 @@ async def test_relogin_replaces_and_logs_out_the_old_session(h: Harness) -> None
 
 async def test_failed_password_delete_asks_the_person_to_delete_it(h: Harness) -> None:
     await walk_to_password(h)
-    h.tg.fail_next("deleteMessage", error_code=400, description="Bad Request: message can't be deleted")
+    h.tg.fail_next(
+        "deleteMessage", error_code=400, description="Bad Request: message can't be deleted"
+    )
     calls = await h.say("secret123")
     assert h.t("login-delete-password-yourself") in texts(calls)
     assert (await h.store.get_session(CHAT)) is not None

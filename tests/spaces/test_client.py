@@ -304,6 +304,15 @@ async def test_wrong_captcha_answer(client: SpacesClient, recorder: Recorder) ->
     assert caught.value.captcha_url == CAPTCHA_URL.replace("?", "?a=1&")
 
 
+async def test_relative_captcha_url_is_made_absolute(
+    client: SpacesClient, recorder: Recorder
+) -> None:
+    recorder.reply = lambda request: json_response(answer("00001", captcha_url="/captcha/7.png"))
+    with pytest.raises(CaptchaRequired) as caught:
+        await client.login(LOGIN, PASSWORD)
+    assert caught.value.captcha_url == "https://spcs.me/captcha/7.png"
+
+
 @pytest.mark.parametrize("code", ["00001", "00004"])
 async def test_captcha_code_without_url_is_plain_api_error(
     client: SpacesClient, recorder: Recorder, code: str

@@ -54,7 +54,9 @@ def test_bad_keys_are_refused(bad: str) -> None:
         Cipher.from_strings([bad])
 
 
-def test_generated_key_file_is_private_and_reused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_generated_key_file_is_private_and_reused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     first = resolve_keys([], tmp_path)
     mode = stat.S_IMODE(os.stat(tmp_path / "encryption.key").st_mode)
     assert mode == 0o600

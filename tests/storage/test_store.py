@@ -16,8 +16,15 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 def account(sid: str = "6693985458435384", ck: str = "5384", nick: str = "Alice") -> Account:
     return Account(
-        sid=sid, ck=ck, user_id=1001, nickname=nick, is_online=True, last_seen_at=None,
-        channel_id=None, avatar_url=None, profile_url=None,
+        sid=sid,
+        ck=ck,
+        user_id=1001,
+        nickname=nick,
+        is_online=True,
+        last_seen_at=None,
+        channel_id=None,
+        avatar_url=None,
+        profile_url=None,
     )
 
 
@@ -53,13 +60,16 @@ async def test_secrets_never_stored_in_plain_text(store: Store, engine: AsyncEng
     assert all(value != "5384" for row in rows for value in row)
 
 
-async def test_row_copied_to_another_chat_does_not_decrypt(store: Store, engine: AsyncEngine) -> None:
+async def test_row_copied_to_another_chat_does_not_decrypt(
+    store: Store, engine: AsyncEngine
+) -> None:
     await store.save_session(1, 10, account(), NOW)
     async with engine.begin() as conn:
         await conn.execute(
             text(
                 "INSERT INTO spaces_sessions SELECT 2, telegram_user_id, spaces_user_id, nickname,"
-                " sid_enc, ck_enc, linked_at, last_confirmed_at FROM spaces_sessions WHERE chat_id=1"
+                " sid_enc, ck_enc, linked_at, last_confirmed_at"
+                " FROM spaces_sessions WHERE chat_id=1"
             )
         )
     with pytest.raises(SessionUnreadable):
@@ -86,7 +96,9 @@ async def test_canary_detects_a_wrong_key(engine: AsyncEngine, key: str) -> None
         await Store(sm, Cipher.from_strings([generate_key()])).verify_or_create_canary()
 
 
-async def test_reencrypt_all_moves_everything_to_the_first_key(engine: AsyncEngine, key: str) -> None:
+async def test_reencrypt_all_moves_everything_to_the_first_key(
+    engine: AsyncEngine, key: str
+) -> None:
     sm = make_sessionmaker(engine)
     old_store = Store(sm, Cipher.from_strings([key]))
     await old_store.verify_or_create_canary()

@@ -1,0 +1,163 @@
+"""`python -m bot` as its own process against a fake Telegram and a fake Spaces on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.locales import build_i18n
+from bot.storage.crypto import generate_key
+from tests.fakes.spaces_server import FakeSpaces
+from tests.fakes.telegram_server import ApiCall, FakeTelegram
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAT = 777
+I18N = build_i18n()
+
+
+def t(key: str, **params: object) -> str:
+    return I18N.text(key, "en", **params)
+
+
+class BotProcess:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.proc: asyncio.subprocess.Process | None = None
+        self.stderr = b""
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            cwd=self.env["BOT_CWD"],
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+
+    async def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(sig)
+        _, self.stderr = await asyncio.wait_for(self.proc.communicate(), 20)
+        return self.proc.returncode  # type: ignore[return-value]
+
+    async def wait(self) -> int:
+        assert self.proc is not None
+        _, self.stderr = await asyncio.wait_for(self.proc.communicate(), 30)
+        return self.proc.returncode  # type: ignore[return-value]
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[tuple[FakeTelegram, FakeSpaces]]:
+    async with FakeTelegram() as tg, FakeSpaces() as spaces:
+        yield tg, spaces
+
+
+def bot_env(tg: FakeTelegram, spaces: FakeSpaces, workdir: Path, key: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_URL", "_KEY", "TOKEN"))}
+    env.update(
+        BOT_CWD=str(workdir),
+        PYTHONPATH=str(ROOT),
+        BOT_TOKEN=tg.token,
+        TELEGRAM_API_URL=tg.url,
+        SPACES_BASE_URL=spaces.url,
+        SPACES_TIMEOUT_SECONDS="3",
+        DATA_DIR=str(workdir / "data"),
+        ENCRYPTION_KEY=key,
+        LOG_LEVEL="INFO",
+    )
+    return env
+
+
+async def say(
+    tg: FakeTelegram, text: str, expect: str | None = None, method: str = "sendMessage"
+) -> ApiCall:
+    mark = tg.mark()
+    tg.send_message(text, chat_id=CHAT)
+
+    def matches(call: ApiCall) -> bool:
+        if call.params.get("chat_id") not in (CHAT, str(CHAT)):
+            return False
+        body = call.params.get("text") or call.params.get("caption") or ""
+        return expect is None or expect in body
+
+    return await tg.wait_for_call(method, predicate=matches, after=mark, timeout=15)
+
+
+async def test_login_captcha_status_logout_and_restart(
+    fakes: tuple[FakeTelegram, FakeSpaces], tmp_path: Path
+) -> None:
+    tg, spaces = fakes
+    key = generate_key()
+    env = bot_env(tg, spaces, tmp_path, key)
+    bot = BotProcess(env)
+    await bot.start()
+    try:
+        await tg.wait_for_call("setMyCommands", timeout=20)
+        # plain login
+        await say(tg, "/login", t("login-ask-login")[:30])
+        await say(tg, "alice", "alice")
+        reply = await say(tg, "secret123", "Alice")
+        assert "deleteMessage" in [c.method for c in tg.calls]
+        # status, live
+        reply = await say(tg, "/status", "Alice")
+        assert "1001" in reply.params["text"]
+
+        # stop and start again: the session survives the restart
+        assert await bot.stop() == 0
+        bot = BotProcess(env)
+        await bot.start()
+        checks = spaces.state.calls_summary()["counts"].get("check", 0)
+        await say(tg, "/status", "Alice")
+        assert spaces.state.calls_summary()["counts"]["check"] == checks + 1
+
+        # login again through a captcha
+        spaces.state.set_captcha("alice", True, "4242")
+        await say(tg, "/login", t("login-ask-login")[:30])
+        await say(tg, "alice", "alice")
+        await say(tg, "secret123", t("captcha-ask"), method="sendPhoto")
+        await say(tg, "9999", t("captcha-wrong"), method="sendPhoto")
+        await say(tg, "4242", "Alice")
+        assert len(spaces.state.sids_of(1001)) == 1  # the first session was logged out
+
+        # logout ends it at Spaces
+        await say(tg, "/logout", t("logout-done", nickname="Alice"))
+        assert spaces.state.sids_of(1001) == []
+        await say(tg, "/status", t("status-not-linked"))
+    finally:
+        code = await bot.stop()
+    assert code == 0
+    log = bot.stderr.decode()
+    assert "Traceback" not in log
+    for secret in (tg.token, "secret123", key):
+        assert secret not in log
+    db = (tmp_path / "data" / "bot.sqlite3").read_bytes()
+    assert b"secret123" not in db
+
+
+async def test_wrong_key_exits_2_with_one_line_and_changes_nothing(
+    fakes: tuple[FakeTelegram, FakeSpaces], tmp_path: Path
+) -> None:
+    tg, spaces = fakes
+    env = bot_env(tg, spaces, tmp_path, generate_key())
+    bot = BotProcess(env)
+    await bot.start()
+    await tg.wait_for_call("setMyCommands", timeout=20)
+    assert await bot.stop(signal.SIGINT) == 0
+    db = tmp_path / "data" / "bot.sqlite3"
+    before = db.read_bytes()
+
+    bot = BotProcess({**env, "ENCRYPTION_KEY": generate_key()})
+    await bot.start()
+    assert await bot.wait() == 2
+    lines = [line for line in bot.stderr.decode().splitlines() if line.strip()]
+    assert len(lines) == 1 and "ENCRYPTION_KEY" in lines[0] and "Traceback" not in lines[0]
+    assert db.read_bytes() == before
