@@ -1,6 +1,7 @@
 """Every text a person reads: gettext catalogues (``<lang>/LC_MESSAGES/messages.po``).
 
-Message ids are stable keys (``login-ask-login``); each language has its own catalogue, so a
+Message ids are stable keys (``login-ask-login``); each language has its own catalogue (all
+the ``.po`` files of ``<lang>/LC_MESSAGES``, merged), so a
 test can prove both speak every key with the same placeholders. The ``.po`` sources are
 compiled in memory with Babel at startup, so there is no build step and nothing compiled
 in the repository.
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from aiogram.utils.i18n import I18n
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
@@ -33,8 +35,24 @@ def locale_for_language_code(language_code: str | None) -> str:
     return "ru" if base in RUSSIAN_SPEAKING else "en"
 
 
-def po_path(locale: str) -> Path:
-    return LOCALES_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
+def po_files(locale: str) -> list[Path]:
+    """A language's catalogue sources: the texts, plus one file per large topic."""
+    return sorted((LOCALES_DIR / locale / "LC_MESSAGES").glob("*.po"))
+
+
+def read_catalog(locale: str) -> Catalog:
+    """All of a language's ``.po`` files as one catalogue; a key defined twice is an error."""
+    merged = Catalog(locale=locale, domain=DOMAIN)
+    for path in po_files(locale):
+        with path.open("rb") as fh:
+            part = read_po(fh, locale=locale, domain=DOMAIN)
+        for message in part:
+            if not message.id:
+                continue
+            if message.id in merged:
+                raise ValueError(f"{path.name}: key {message.id!r} is defined twice for {locale}")
+            merged[message.id] = message
+    return merged
 
 
 class PoI18n(I18n):
@@ -43,10 +61,8 @@ class PoI18n(I18n):
     def find_locales(self) -> dict[str, gettext.GNUTranslations]:
         translations: dict[str, gettext.GNUTranslations] = {}
         for locale in SUPPORTED:
-            with po_path(locale).open("rb") as fh:
-                catalog = read_po(fh, locale=locale, domain=DOMAIN)
             buffer = io.BytesIO()
-            write_mo(buffer, catalog)
+            write_mo(buffer, read_catalog(locale))
             buffer.seek(0)
             translations[locale] = gettext.GNUTranslations(buffer)
         return translations
