@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
-from aiogram import Bot, Dispatcher
+from aiogram import BaseMiddleware, Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
-from aiogram.types import BotCommand, BotCommandScopeDefault, TelegramObject, User
+from aiogram.types import BotCommand, BotCommandScopeDefault, Chat, TelegramObject, User
 from aiogram.utils.i18n import I18nMiddleware
 
 from bot.config import Settings
 from bot.handlers import routers
 from bot.locales import RUSSIAN_SPEAKING, PoI18n, build_i18n, locale_for_language_code
 from bot.services.account import AccountService
+from bot.services.clock import utcnow
 from bot.services.login import LoginService, PasswordSeal
+from bot.services.notifier import Notifier, TelegramSender
+from bot.services.watch import SessionWatch, WatchConfig
 from bot.spaces import SpacesClient
 from bot.storage.crypto import Cipher, resolve_keys
 from bot.storage.engine import create_engine, make_sessionmaker, migrate
@@ -34,6 +40,34 @@ USER_COMMANDS = ("login", "status", "logout", "cancel", "help")
 
 class StartupError(Exception):
     """Startup cannot go on; the message is the one line the owner reads."""
+
+
+class ChatSeenMiddleware(BaseMiddleware):
+    """Remembers each private chat that writes: when, in which language, and that it can be
+    reached again (a chat that blocked the bot and writes again gets its notices)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        chat = data.get("event_chat")
+        user = data.get("event_from_user")
+        if isinstance(chat, Chat) and chat.type == "private":
+            try:
+                await self._store.touch_chat(
+                    chat.id,
+                    user.id if isinstance(user, User) else None,
+                    user.language_code if isinstance(user, User) else None,
+                    utcnow(),
+                )
+            except Exception:
+                log.exception("could not record that chat %s wrote", chat.id)
+        return await handler(event, data)
 
 
 class ChatLocaleMiddleware(I18nMiddleware):
@@ -93,13 +127,60 @@ def build_dispatcher(
         settings=settings,
         store=store,
         spaces=spaces,
-        login_service=LoginService(spaces, store),
+        login_service=LoginService(spaces, store, settings.check_interval_seconds),
         account_service=AccountService(spaces, store),
         password_seal=PasswordSeal(cipher),
     )
+    dp.update.outer_middleware(ChatSeenMiddleware(store))
     ChatLocaleMiddleware(i18n).setup(dp)
     dp.include_routers(*routers())
     return dp
+
+
+def build_watch(
+    settings: Settings, store: Store, spaces: SpacesClient, bot: Bot, i18n: PoI18n
+) -> SessionWatch:
+    sender = TelegramSender(bot, settings.telegram_rate_per_second)
+    notifier = Notifier(store, sender, i18n, settings.admin_ids)
+    config = WatchConfig(
+        interval=settings.check_interval_seconds,
+        concurrency=settings.check_concurrency,
+        spaces_rate=settings.spaces_rate_per_second,
+    )
+    return SessionWatch(store, spaces, notifier, config)
+
+
+class BackgroundTask:
+    """A long-running coroutine whose handle is kept and which stops on shutdown."""
+
+    def __init__(
+        self, name: str, body: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+    ) -> None:
+        self._name = name
+        self._body = body
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._body(self._stop), name=self._name)
+        self._task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s stopped with an error", self._name, exc_info=task.exception())
+
+    async def stop(self, grace: float = 1.5) -> None:
+        if self._task is None:
+            return
+        self._stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), grace)
+        except TimeoutError:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        except Exception:
+            pass
 
 
 async def prepare_store(settings: Settings, stack: AsyncExitStack) -> tuple[Store, Cipher]:
@@ -164,11 +245,19 @@ async def run(settings: Settings) -> None:
             i18n=i18n,
         )
 
+        watch = build_watch(settings, store, spaces, bot, i18n)
+        watch_task = BackgroundTask("session-watch", watch.run)
+
         async def on_startup(bot: Bot) -> None:
             me = await bot.get_me()
             await set_command_menu(bot, i18n)
+            watch_task.start()
             log.info("bot @%s started (id %s)", me.username, me.id)
 
+        async def on_shutdown() -> None:
+            await watch_task.stop()
+
         dp.startup.register(on_startup)
+        dp.shutdown.register(on_shutdown)
         await dp.start_polling(bot, handle_signals=True, close_bot_session=False)
         log.info("bot stopped")

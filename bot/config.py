@@ -32,6 +32,11 @@ class Settings(BaseSettings):
 
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     check_interval_seconds: float = Field(default=900.0, gt=0)
+    # Politeness towards Spaces: its own web client stays under ~6 calls/s.
+    check_concurrency: int = Field(default=4, ge=1, le=256)
+    spaces_rate_per_second: float = Field(default=2.0, ge=0)  # 0 = no limit (benchmarks)
+    # Telegram allows about 30 messages/s overall and 1/s per chat.
+    telegram_rate_per_second: float = Field(default=25.0, gt=0, le=30)
 
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import Message
 
 from bot.handlers.ui import login_keyboard, spaces_error_text
-from bot.locales import PoI18n
+from bot.locales import PoI18n, format_time
 from bot.services.account import AccountService, Active, Gone, NotLinked, Unconfirmed, Unreadable
-
-
-def format_time(value: datetime | None, i18n: PoI18n) -> str:
-    if value is None:
-        return i18n.text("time-unknown")
-    return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
 async def status(message: Message, i18n: PoI18n, account_service: AccountService) -> None:
@@ -31,6 +23,7 @@ async def status(message: Message, i18n: PoI18n, account_service: AccountService
     times = {
         "linked_at": format_time(session.linked_at, i18n),
         "confirmed_at": format_time(session.last_confirmed_at, i18n),
+        "next_check_at": format_time(session.next_check_at, i18n),
     }
     if isinstance(report, Gone):
         await message.answer(

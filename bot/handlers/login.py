@@ -35,6 +35,7 @@ from bot.services.login import (
     clean_login,
     clean_password,
 )
+from bot.services.notifier import RELOGIN
 from bot.spaces import SpacesError
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,26 @@ async def login_start_button(
     await query.answer()
     if isinstance(query.message, Message) and query.message.chat.type == "private":
         await _ask_login(query.message, state, i18n, login_service)
+
+
+async def relogin_button(
+    query: CallbackQuery, state: FSMContext, i18n: PoI18n, login_service: LoginService
+) -> None:
+    """From the expiry notice: the nickname is known, so only the password is asked."""
+    await query.answer()
+    message = query.message
+    if not isinstance(message, Message) or message.chat.type != "private":
+        return
+    nickname = await login_service.known_nickname(message.chat.id)
+    if nickname is None:
+        await _ask_login(message, state, i18n, login_service)
+        return
+    await state.clear()
+    await state.update_data(login=nickname)
+    await state.set_state(LoginFlow.password)
+    await message.answer(
+        i18n.text("login-ask-password", login=nickname), reply_markup=cancel_keyboard(i18n)
+    )
 
 
 async def _ask_login(
@@ -237,6 +258,7 @@ def build_router() -> Router:
         login_start, CommandStart(deep_link=True, magic=F.args == "login"), F.chat.type == "private"
     )
     router.callback_query.register(login_start_button, F.data == LOGIN)
+    router.callback_query.register(relogin_button, F.data == RELOGIN)
     router.message.register(got_login, LoginFlow.login, F.chat.type == "private", F.text)
     router.message.register(got_password, LoginFlow.password, F.chat.type == "private", F.text)
     router.message.register(got_captcha, LoginFlow.captcha, F.chat.type == "private", F.text)

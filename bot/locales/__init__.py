@@ -12,6 +12,7 @@ from __future__ import annotations
 import gettext
 import html
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,12 @@ class PoI18n(I18n):
 
 def _escape(value: Any) -> Any:
     return html.escape(value, quote=False) if isinstance(value, str) else value
+
+
+def format_time(value: datetime | None, i18n: PoI18n, locale: str | None = None) -> str:
+    if value is None:
+        return i18n.text("time-unknown", locale)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def build_i18n() -> PoI18n:

@@ -71,6 +71,8 @@ class AccountService:
             account = await self._spaces.check(session.sid)
         except SpacesAPIError as exc:
             if exc.is_session_gone:
+                # The person sees it right here, so no separate notice follows.
+                await self._store.end_session(chat_id, session.sid, utcnow(), notify=False)
                 return Gone(session)
             return Unconfirmed(session, exc)
         except SpacesError as exc:

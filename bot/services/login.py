@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import httpx
 
@@ -101,9 +102,10 @@ def _is_web_url_on(url: str, host: str) -> bool:
 
 
 class LoginService:
-    def __init__(self, spaces: SpacesClient, store: Store) -> None:
+    def __init__(self, spaces: SpacesClient, store: Store, check_interval: float) -> None:
         self._spaces = spaces
         self._store = store
+        self._check_interval = timedelta(seconds=check_interval)
 
     async def oauth_links(self) -> list[OAuthLink]:
         """Social sign-in links, or none when Spaces cannot give them now."""
@@ -133,9 +135,20 @@ class LoginService:
             return CaptchaChallenge(image=image, wrong_answer=challenge.wrong_answer)
 
         replaced = await self._end_previous(chat_id, new_sid=account.sid)
-        session = await self._store.save_session(chat_id, telegram_user_id, account, utcnow())
+        now = utcnow()
+        session = await self._store.save_session(
+            chat_id, telegram_user_id, account, now, next_check_at=now + self._check_interval
+        )
         log.info("chat %s linked to Spaces user %s", chat_id, account.user_id)
         return LoggedIn(session=session, replaced_nickname=replaced)
+
+    async def known_nickname(self, chat_id: int) -> str | None:
+        """The nickname of the chat's session, ended or not (to log in again as it)."""
+        try:
+            session = await self._store.get_session(chat_id)
+        except SessionUnreadable:
+            return None
+        return None if session is None else session.nickname
 
     async def _end_previous(self, chat_id: int, *, new_sid: str) -> str | None:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, String, Text, TypeDecorator
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, TypeDecorator, func
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -57,3 +57,35 @@ class SpacesSession(Base):
     ck_enc: Mapped[str] = mapped_column(Text)
     linked_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # What the last definitive check said: active, unconfirmed (checks failing for a
+    # reason that is not the session's) or ended. See domain.SessionState.
+    state: Mapped[str] = mapped_column(String(16), server_default="active")
+    # When the watcher checks next; NULL once the session has ended.
+    next_check_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime(), server_default=func.current_timestamp()
+    )
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The expiry notice: none, pending, sending (claimed; never sent twice) or sent.
+    notice: Mapped[str] = mapped_column(String(16), server_default="none")
+    notice_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_spaces_sessions_next_check_at", "next_check_at"),
+        Index("ix_spaces_sessions_notice", "notice"),
+    )
+
+
+class Chat(Base):
+    """A Telegram chat the bot has heard from."""
+
+    __tablename__ = "chats"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    language_code: Mapped[str | None] = mapped_column(String(16))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Set when Telegram says the person blocked the bot; cleared when they write again.
+    blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.domain import LinkedSession
+from bot.domain import DueSession, ExpiryNotice, LinkedSession, SessionState
 from bot.spaces.types import Account
 from bot.storage.crypto import Cipher, DecryptError
-from bot.storage.models import Meta, SpacesSession
+from bot.storage.models import Chat, Meta, SpacesSession
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +39,17 @@ def _context(chat_id: int, field_name: str) -> str:
     return f"spaces_sessions:{chat_id}:{field_name}"
 
 
+SESSIONS = cast(Table, SpacesSession.__table__)
+CHATS = cast(Table, Chat.__table__)
+
+
 class Store:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], cipher: Cipher) -> None:
         self._sessionmaker = sessionmaker
         self._cipher = cipher
+        bind = sessionmaker.kw.get("bind")
+        assert bind is not None, "the sessionmaker must be bound to an engine"
+        self._dialect = bind.dialect
 
     # -- keys -------------------------------------------------------------------------------
 
@@ -99,7 +109,13 @@ class Store:
             return None if row is None else self._to_domain(row)
 
     async def save_session(
-        self, chat_id: int, telegram_user_id: int, account: Account, now: datetime
+        self,
+        chat_id: int,
+        telegram_user_id: int,
+        account: Account,
+        now: datetime,
+        *,
+        next_check_at: datetime | None = None,
     ) -> LinkedSession:
         """Link `account` to the chat, replacing whatever session the chat had."""
         async with self._sessionmaker.begin() as db:
@@ -114,6 +130,13 @@ class Store:
             row.ck_enc = self._encrypt(account.ck, _context(chat_id, "ck"))
             row.linked_at = now
             row.last_confirmed_at = now
+            row.last_checked_at = now
+            row.state = SessionState.ACTIVE
+            row.failures = 0
+            row.ended_at = None
+            row.notice = "none"
+            row.notice_due_at = None
+            row.next_check_at = next_check_at or now
             await db.flush()
             return self._to_domain(row)
 
@@ -126,7 +149,10 @@ class Store:
             if row is None or self._sid_of(row) != sid:
                 return
             row.last_confirmed_at = now
+            row.last_checked_at = now
             row.nickname = account.nickname
+            row.state = SessionState.ACTIVE
+            row.failures = 0
             if account.ck and account.ck != self._ck_of(row):
                 row.ck_enc = self._encrypt(account.ck, _context(chat_id, "ck"))
 
@@ -138,6 +164,247 @@ class Store:
     async def count_sessions(self) -> int:
         async with self._sessionmaker() as db:
             return int(await db.scalar(select(func.count()).select_from(SpacesSession)) or 0)
+
+    async def end_session(self, chat_id: int, sid: str, now: datetime, *, notify: bool) -> bool:
+        """Mark the session holding `sid` ended; `notify` queues the expiry notice."""
+        async with self._sessionmaker.begin() as db:
+            row = await db.get(SpacesSession, chat_id)
+            if row is None or row.state == SessionState.ENDED or self._sid_of(row) != sid:
+                return False
+            row.state = SessionState.ENDED
+            row.ended_at = now
+            row.next_check_at = None
+            row.notice = "pending" if notify else "sent"
+            row.notice_due_at = None
+            return True
+
+    # -- the watcher ------------------------------------------------------------------------
+
+    async def next_due_at(self) -> datetime | None:
+        async with self._sessionmaker() as db:
+            # min() keeps the column's type, so the value comes back as an aware datetime.
+            return await db.scalar(select(func.min(SpacesSession.next_check_at)))
+
+    async def due_sessions(self, now: datetime, limit: int) -> tuple[list[DueSession], list[int]]:
+        """Sessions due for a check (oldest first) and the chat ids of rows that do not open."""
+        t = SESSIONS.c
+        query = (
+            select(t.chat_id, t.nickname, t.state, t.failures, t.sid_enc)
+            .where(t.next_check_at <= now)
+            .order_by(t.next_check_at)
+            .limit(limit)
+        )
+        async with self._sessionmaker() as db:
+            rows = (await db.execute(query)).all()
+        due: list[DueSession] = []
+        unreadable: list[int] = []
+        for chat_id, nickname, state, failures, token in rows:
+            try:
+                sid = self._cipher.decrypt(token, context=_context(chat_id, "sid"))
+                due.append(DueSession(chat_id, nickname, SessionState(state), failures, sid, token))
+            except (DecryptError, ValueError):
+                unreadable.append(chat_id)
+        return due, unreadable
+
+    async def record_checks(
+        self,
+        now: datetime,
+        *,
+        confirmed: Sequence[tuple[DueSession, str, datetime]] = (),
+        ended: Sequence[DueSession] = (),
+        deferred: Sequence[tuple[DueSession, datetime]] = (),
+        postponed: Sequence[tuple[DueSession, datetime]] = (),
+    ) -> int:
+        """Write one batch of check results; returns how many sessions ended now.
+
+        `deferred` sessions failed for a transient reason (failures counted, state
+        unconfirmed); `postponed` ones are only moved in time (Spaces looked down). Each write
+        is conditional on the stored ciphertext being the one checked, so a re-login during
+        the check is never overwritten.
+        """
+        t = SESSIONS
+        same = (t.c.chat_id == bindparam("b_chat")) & (t.c.sid_enc == bindparam("b_token"))
+        ended_count = 0
+        async with self._sessionmaker.begin() as db:
+            if confirmed:
+                stmt = (
+                    update(t)
+                    .where(same)
+                    .values(
+                        state=SessionState.ACTIVE.value,
+                        failures=0,
+                        nickname=bindparam("b_nick"),
+                        last_checked_at=now,
+                        last_confirmed_at=now,
+                        next_check_at=bindparam("b_next"),
+                    )
+                )
+                await db.execute(
+                    stmt,
+                    [
+                        {"b_chat": d.chat_id, "b_token": d.token, "b_nick": nick, "b_next": nxt}
+                        for d, nick, nxt in confirmed
+                    ],
+                )
+            if deferred:
+                stmt = (
+                    update(t)
+                    .where(same)
+                    .values(
+                        state=bindparam("b_state"),
+                        failures=t.c.failures + 1,
+                        last_checked_at=now,
+                        next_check_at=bindparam("b_next"),
+                    )
+                )
+                await db.execute(
+                    stmt,
+                    [
+                        {
+                            "b_chat": d.chat_id,
+                            "b_token": d.token,
+                            "b_next": nxt,
+                            "b_state": SessionState.UNCONFIRMED.value
+                            if d.state != SessionState.ENDED
+                            else d.state.value,
+                        }
+                        for d, nxt in deferred
+                    ],
+                )
+            if postponed:
+                stmt = update(t).where(same).values(next_check_at=bindparam("b_next"))
+                await db.execute(
+                    stmt,
+                    [{"b_chat": d.chat_id, "b_token": d.token, "b_next": n} for d, n in postponed],
+                )
+            for d in ended:
+                result = await db.execute(
+                    update(t)
+                    .where(t.c.chat_id == d.chat_id, t.c.sid_enc == d.token)
+                    .where(t.c.state != SessionState.ENDED.value)
+                    .values(
+                        state=SessionState.ENDED.value,
+                        ended_at=now,
+                        last_checked_at=now,
+                        next_check_at=None,
+                        notice="pending",
+                        notice_due_at=None,
+                    )
+                )
+                ended_count += getattr(result, "rowcount", 0) or 0
+        return ended_count
+
+    async def defer(self, chat_ids: list[int], until: datetime) -> None:
+        """Push sessions that cannot be checked (e.g. unreadable rows) out of the way."""
+        if not chat_ids:
+            return
+        t = SESSIONS.c
+        async with self._sessionmaker.begin() as db:
+            await db.execute(
+                update(SpacesSession).where(t.chat_id.in_(chat_ids)).values(next_check_at=until)
+            )
+
+    async def claim_notices(self, now: datetime, limit: int) -> list[ExpiryNotice]:
+        """Pending notices to chats that have not blocked the bot, marked as being sent.
+
+        The claim is committed before anything is sent: after a crash a claimed notice is
+        never sent again (at most once), rather than perhaps twice.
+        """
+        s = SESSIONS.c
+        c = CHATS.c
+        query = (
+            select(s.chat_id, s.nickname, s.last_confirmed_at, s.ended_at, c.language_code)
+            .select_from(SESSIONS.outerjoin(CHATS, c.chat_id == s.chat_id))
+            .where(s.notice == "pending", c.blocked_at.is_(None))
+            .where(or_(s.notice_due_at.is_(None), s.notice_due_at <= now))
+            .order_by(s.ended_at)
+            .limit(limit)
+        )
+        async with self._sessionmaker.begin() as db:
+            rows = (await db.execute(query)).all()
+            if not rows:
+                return []
+            ids = [r[0] for r in rows]
+            await db.execute(
+                update(SpacesSession)
+                .where(s.chat_id.in_(ids), s.notice == "pending")
+                .values(notice="sending")
+            )
+        return [ExpiryNotice(*row) for row in rows]
+
+    async def finish_notice(
+        self, chat_id: int, *, delivered: bool, retry_at: datetime | None = None
+    ) -> None:
+        """After a send: sent, or back to pending (optionally not before `retry_at`)."""
+        s = SESSIONS.c
+        values = (
+            {"notice": "sent"} if delivered else {"notice": "pending", "notice_due_at": retry_at}
+        )
+        async with self._sessionmaker.begin() as db:
+            await db.execute(
+                update(SpacesSession)
+                .where(s.chat_id == chat_id, s.notice == "sending")
+                .values(**values)
+            )
+
+    async def settle_interrupted_notices(self) -> int:
+        """Notices claimed by a process that stopped mid-send: treat them as sent."""
+        s = SESSIONS.c
+        async with self._sessionmaker.begin() as db:
+            result = await db.execute(
+                update(SpacesSession).where(s.notice == "sending").values(notice="sent")
+            )
+            return getattr(result, "rowcount", 0) or 0
+
+    # -- chats ------------------------------------------------------------------------------
+
+    async def touch_chat(
+        self, chat_id: int, user_id: int | None, language_code: str | None, now: datetime
+    ) -> None:
+        """The person wrote: remember when and in which language, and that they can be reached."""
+        values = {
+            "chat_id": chat_id,
+            "user_id": user_id,
+            "language_code": language_code,
+            "first_seen_at": now,
+            "last_seen_at": now,
+            "blocked_at": None,
+        }
+        changes = {k: values[k] for k in ("user_id", "language_code", "last_seen_at", "blocked_at")}
+        async with self._sessionmaker.begin() as db:
+            insert = postgresql.insert if self._dialect.name == "postgresql" else sqlite.insert
+            stmt = insert(Chat).values(**values)
+            await db.execute(
+                stmt.on_conflict_do_update(index_elements=[Chat.chat_id], set_=changes)
+            )
+
+    async def mark_chat_blocked(self, chat_id: int, now: datetime) -> None:
+        async with self._sessionmaker.begin() as db:
+            chat = await db.get(Chat, chat_id)
+            if chat is None:
+                db.add(Chat(chat_id=chat_id, first_seen_at=now, last_seen_at=now, blocked_at=now))
+            else:
+                chat.blocked_at = now
+
+    async def chat_language_code(self, chat_id: int) -> str | None:
+        async with self._sessionmaker() as db:
+            chat = await db.get(Chat, chat_id)
+            return None if chat is None else chat.language_code
+
+    # -- installation facts ------------------------------------------------------------------
+
+    async def get_meta(self, key: str) -> str | None:
+        async with self._sessionmaker() as db:
+            row = await db.get(Meta, key)
+            return None if row is None else row.value
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async with self._sessionmaker.begin() as db:
+            row = await db.get(Meta, key)
+            if row is None:
+                db.add(Meta(key=key, value=value))
+            else:
+                row.value = value
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -171,4 +438,7 @@ class Store:
             last_confirmed_at=row.last_confirmed_at,
             sid=sid,
             ck=ck,
+            state=SessionState(row.state),
+            next_check_at=row.next_check_at,
+            ended_at=row.ended_at,
         )

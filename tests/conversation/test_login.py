@@ -96,10 +96,18 @@ async def test_spaces_trouble_is_told_in_words(h: Harness, mode: str, msg_key: s
 
 async def test_unknown_code_is_named_in_words(h: Harness) -> None:
     await walk_to_password(h)
-    h.spaces.state.next_code("login", "00035")
+    h.spaces.state.next_code("login", "99999")
     calls = await h.say("secret123")
     sent = " ".join(texts(calls))
-    assert "you are banned" in sent and "00035" in sent
+    assert "99999" in sent
+    assert h.t("spaces-code-unknown", name="—", code="99999") in sent
+
+
+async def test_every_documented_code_has_its_own_sentence(h: Harness) -> None:
+    await walk_to_password(h)
+    h.spaces.state.next_code("login", "00035")
+    calls = await h.say("secret123")
+    assert h.t("spaces-code-00035") in " ".join(texts(calls))
 
 
 async def test_absurd_input_is_refused_and_the_step_goes_on(h: Harness) -> None:

@@ -65,11 +65,11 @@ async def test_row_copied_to_another_chat_does_not_decrypt(
 ) -> None:
     await store.save_session(1, 10, account(), NOW)
     async with engine.begin() as conn:
+        cols = "telegram_user_id, spaces_user_id, nickname, sid_enc, ck_enc, linked_at"
         await conn.execute(
             text(
-                "INSERT INTO spaces_sessions SELECT 2, telegram_user_id, spaces_user_id, nickname,"
-                " sid_enc, ck_enc, linked_at, last_confirmed_at"
-                " FROM spaces_sessions WHERE chat_id=1"
+                f"INSERT INTO spaces_sessions (chat_id, {cols}, last_confirmed_at)"
+                f" SELECT 2, {cols}, last_confirmed_at FROM spaces_sessions WHERE chat_id=1"
             )
         )
     with pytest.raises(SessionUnreadable):

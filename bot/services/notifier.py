@@ -1,0 +1,183 @@
+"""Messages the bot sends on its own: paced under Telegram's limits, never dropped.
+
+This is the one service that talks to aiogram: background notices have no update to
+answer, so they are sent here, in each chat's language.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable
+from datetime import timedelta
+from enum import StrEnum
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.domain import ExpiryNotice
+from bot.locales import PoI18n, format_time, locale_for_language_code
+from bot.services.clock import utcnow
+from bot.services.pacing import RateLimiter
+from bot.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+RELOGIN = "relogin"
+PER_CHAT_INTERVAL = 1.0
+MAX_RETRY_AFTER_ROUNDS = 8
+# A notice that could not be sent for a reason that may pass is tried again after this.
+NOTICE_RETRY_SECONDS = 60.0
+
+
+class SendOutcome(StrEnum):
+    DELIVERED = "delivered"
+    BLOCKED = "blocked"  # the person blocked the bot, or the chat is gone
+    FAILED = "failed"  # network or Telegram trouble: worth another try later
+    REJECTED = "rejected"  # Telegram refused this message: another try would fail too
+
+
+class TelegramSender:
+    """One queue for everything the bot sends on its own.
+
+    A shared limiter keeps the whole bot under `rate` messages/s, each chat gets at most
+    one per second, and a 429 pauses the whole queue for the time Telegram asks.
+    """
+
+    def __init__(self, bot: Bot, rate: float, per_chat_interval: float = PER_CHAT_INTERVAL):
+        self._bot = bot
+        self._limiter = RateLimiter(rate)
+        self._per_chat = per_chat_interval
+        self._last_sent: dict[int, float] = {}
+        self.stats: Counter[str] = Counter()
+
+    async def send(
+        self, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> SendOutcome:
+        for _ in range(MAX_RETRY_AFTER_ROUNDS):
+            await self._wait_for_chat(chat_id)
+            await self._limiter.acquire()
+            self._last_sent[chat_id] = time.monotonic()
+            try:
+                await self._bot.send_message(chat_id, text, reply_markup=reply_markup)
+            except TelegramRetryAfter as exc:
+                self.stats["retry_after"] += 1
+                log.warning("Telegram asks to wait %s s; pausing all sends", exc.retry_after)
+                self._limiter.pause(exc.retry_after)
+                continue
+            except (TelegramForbiddenError, TelegramNotFound) as exc:
+                log.info("chat %s cannot be reached: %s", chat_id, exc.message)
+                return self._count(SendOutcome.BLOCKED)
+            except TelegramBadRequest as exc:
+                if "chat not found" in exc.message.lower():
+                    return self._count(SendOutcome.BLOCKED)
+                log.error("Telegram refused a message to chat %s: %s", chat_id, exc.message)
+                return self._count(SendOutcome.REJECTED)
+            except TelegramUnauthorizedError:
+                raise  # a revoked token: nothing will work, let the bot fail loudly
+            except (TelegramNetworkError, TelegramServerError) as exc:
+                log.warning("sending to chat %s failed, will retry later: %s", chat_id, exc)
+                return self._count(SendOutcome.FAILED)
+            return self._count(SendOutcome.DELIVERED)
+        return self._count(SendOutcome.FAILED)
+
+    def _count(self, outcome: SendOutcome) -> SendOutcome:
+        self.stats[outcome.value] += 1
+        return outcome
+
+    async def _wait_for_chat(self, chat_id: int) -> None:
+        last = self._last_sent.get(chat_id)
+        if last is not None:
+            wait = last + self._per_chat - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        if len(self._last_sent) > 10_000:
+            horizon = time.monotonic() - self._per_chat
+            self._last_sent = {c: t for c, t in self._last_sent.items() if t > horizon}
+
+
+class Notifier:
+    """Renders and sends the expiry notices and the owners' notices."""
+
+    def __init__(
+        self,
+        store: Store,
+        sender: TelegramSender,
+        i18n: PoI18n,
+        admin_ids: Iterable[int],
+        *,
+        concurrency: int = 8,
+    ) -> None:
+        self._store = store
+        self._sender = sender
+        self._i18n = i18n
+        self._admin_ids = sorted(set(admin_ids))
+        self._concurrency = concurrency
+
+    async def deliver_pending(self, batch_size: int = 100) -> int:
+        """Send every pending expiry notice that can be sent now; returns how many went out."""
+        delivered = 0
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(notice: ExpiryNotice) -> bool:
+            async with gate:
+                return await self._deliver(notice)
+
+        while True:
+            notices = await self._store.claim_notices(utcnow(), batch_size)
+            if not notices:
+                return delivered
+            results = await asyncio.gather(*(one(n) for n in notices))
+            delivered += sum(results)
+            if len(notices) < batch_size:
+                return delivered
+
+    async def _deliver(self, notice: ExpiryNotice) -> bool:
+        locale = locale_for_language_code(notice.language_code)
+        text = self._i18n.text(
+            "notice-session-ended",
+            locale,
+            nickname=notice.nickname,
+            confirmed_at=format_time(notice.last_confirmed_at, self._i18n, locale),
+        )
+        button = InlineKeyboardButton(
+            text=self._i18n.text("button-relogin", locale, nickname=notice.nickname),
+            callback_data=RELOGIN,
+        )
+        markup = InlineKeyboardMarkup(inline_keyboard=[[button]])
+        try:
+            outcome = await self._sender.send(notice.chat_id, text, markup)
+        except Exception:
+            # The claim stays: a notice that may have gone out is never sent twice.
+            log.exception("sending the expiry notice to chat %s failed", notice.chat_id)
+            raise
+        if outcome is SendOutcome.DELIVERED:
+            await self._store.finish_notice(notice.chat_id, delivered=True)
+            return True
+        if outcome is SendOutcome.BLOCKED:
+            await self._store.mark_chat_blocked(notice.chat_id, utcnow())
+            await self._store.finish_notice(notice.chat_id, delivered=False)
+        elif outcome is SendOutcome.FAILED:
+            retry_at = utcnow() + timedelta(seconds=NOTICE_RETRY_SECONDS)
+            await self._store.finish_notice(notice.chat_id, delivered=False, retry_at=retry_at)
+        else:
+            await self._store.finish_notice(notice.chat_id, delivered=True)
+        return False
+
+    async def tell_admins(self, key: str) -> None:
+        for admin_id in self._admin_ids:
+            locale = locale_for_language_code(await self._store.chat_language_code(admin_id))
+            outcome = await self._sender.send(admin_id, self._i18n.text(key, locale))
+            if outcome is not SendOutcome.DELIVERED:
+                log.warning("owner %s was not told %s: %s", admin_id, key, outcome.value)

@@ -1,0 +1,37 @@
+"""Pacing: a rate limiter that hands out evenly spaced slots, and can be paused."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+
+class RateLimiter:
+    """At most `rate` acquisitions per second, spread evenly; `rate=0` means no limit.
+
+    Waiters are served in arrival order (the lock is FIFO), so nobody starves.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    @property
+    def unlimited(self) -> bool:
+        return self._interval == 0.0
+
+    async def acquire(self) -> None:
+        if self.unlimited and self._next <= time.monotonic():
+            return
+        async with self._lock:
+            now = time.monotonic()
+            wait = self._next - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+                now = time.monotonic()
+            self._next = max(now, self._next) + self._interval
+
+    def pause(self, seconds: float) -> None:
+        """Nobody gets a slot for `seconds` from now (Telegram's retry_after)."""
+        self._next = max(self._next, time.monotonic() + seconds)

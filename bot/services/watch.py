@@ -1,0 +1,271 @@
+"""The session watch: checks every stored session at Spaces and reports the ones that ended.
+
+Only a definitive answer ends a session (01001, 01004, 01005 on `check`). Everything else —
+HTTP errors, timeouts, HTML, broken JSON, 00007 — is transient: the session is checked again
+later with backoff and nobody is told. When most checks fail at once, Spaces is taken to be
+down: no session is touched and the owners are told once (and once when it is back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot.domain import DueSession
+from bot.services.clock import utcnow
+from bot.services.notifier import Notifier
+from bot.services.pacing import RateLimiter
+from bot.spaces import Account, SpacesAPIError, SpacesClient, SpacesError
+from bot.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+REACHABILITY_KEY = "spaces_reachability"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchConfig:
+    interval: float
+    concurrency: int = 4
+    spaces_rate: float = 2.0  # requests per second towards Spaces; 0 = no limit
+    batch_size: int = 200
+    # While Spaces looks down, only this many sessions are tried per round.
+    probe_size: int = 3
+
+    @property
+    def max_sleep(self) -> float:
+        return max(0.05, min(5.0, self.interval))
+
+    @property
+    def backoff_base(self) -> float:
+        return max(0.05, min(60.0, self.interval / 4))
+
+
+class OutageDetector:
+    """Decides from recent check outcomes whether Spaces as a whole is down.
+
+    Down: at least `min_samples` of the last `window` checks, and `threshold` of them,
+    failed transiently. Up again: the last `recover_after` checks all got a definitive answer.
+    """
+
+    def __init__(
+        self, window: int = 20, min_samples: int = 5, threshold: float = 0.8, recover_after: int = 3
+    ) -> None:
+        self._recent: deque[bool] = deque(maxlen=window)
+        self._min = min_samples
+        self._threshold = threshold
+        self._recover = recover_after
+        self.down = False
+
+    def observe(self, transient: bool) -> None:
+        self._recent.append(transient)
+        if self.down:
+            tail = list(self._recent)[-self._recover :]
+            if len(tail) == self._recover and not any(tail):
+                self.down = False
+                self._recent.clear()
+        elif len(self._recent) >= self._min:
+            if sum(self._recent) / len(self._recent) >= self._threshold:
+                self.down = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Confirmed:
+    account: Account
+
+
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Transient:
+    reason: str
+
+
+_Outcome = _Confirmed | _Ended | _Transient
+
+
+@dataclass
+class SweepReport:
+    checked: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    ended: int = 0
+    notices: int = 0
+    spaces_down: bool = False
+    skipped_unreadable: int = 0
+
+
+class SessionWatch:
+    def __init__(
+        self,
+        store: Store,
+        spaces: SpacesClient,
+        notifier: Notifier,
+        config: WatchConfig,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._spaces = spaces
+        self._notifier = notifier
+        self._config = config
+        self._rng = rng or random.Random()
+        self._limiter = RateLimiter(config.spaces_rate)
+        self._gate = asyncio.Semaphore(config.concurrency)
+        self.detector = OutageDetector()
+        self.last_sweep_at: datetime | None = None
+        self.totals: Counter[str] = Counter()
+        self._restored = False
+
+    # -- scheduling -------------------------------------------------------------------------
+
+    def next_check_after(self, now: datetime) -> datetime:
+        """A confirmed session's next check: one interval on, ±10% so checks stay spread."""
+        spread = self._rng.uniform(0.9, 1.1)
+        return now + timedelta(seconds=self._config.interval * spread)
+
+    def _retry_after(self, now: datetime, failures: int) -> datetime:
+        delay = min(self._config.interval, self._config.backoff_base * 2 ** min(failures, 16))
+        return now + timedelta(seconds=delay * self._rng.uniform(0.8, 1.2))
+
+    # -- one sweep --------------------------------------------------------------------------
+
+    async def sweep(self) -> float:
+        """Check everything that is due now and send pending notices; returns how long to
+        wait before the next sweep."""
+        report = SweepReport()
+        await self._restore_reachability()
+        now = utcnow()
+        while True:
+            limit = self._config.probe_size if self.detector.down else self._config.batch_size
+            due, unreadable = await self._store.due_sessions(now, limit)
+            if unreadable:
+                report.skipped_unreadable += len(unreadable)
+                for chat_id in unreadable:
+                    log.error("session of chat %s cannot be decrypted; skipped", chat_id)
+                await self._store.defer(unreadable, now + timedelta(seconds=self._config.interval))
+            if not due:
+                break
+            outcomes = await asyncio.gather(*(self._check(d) for d in due))
+            await self._apply(due, outcomes, report)
+            if self.detector.down or len(due) < limit:
+                break
+            now = utcnow()
+        report.notices = await self._notifier.deliver_pending()
+        self.last_sweep_at = utcnow()
+        self.totals.update(report.outcomes)
+        self.totals["notices"] += report.notices
+        if report.checked or report.notices:
+            log.info(
+                "sweep: %d checked %s, %d ended, %d notices%s",
+                report.checked,
+                dict(report.outcomes),
+                report.ended,
+                report.notices,
+                ", Spaces looks down" if report.spaces_down else "",
+            )
+        return await self._pause()
+
+    async def _pause(self) -> float:
+        if self.detector.down:
+            return self._config.backoff_base
+        next_due = await self._store.next_due_at()
+        if next_due is None:
+            return self._config.max_sleep
+        wait = (next_due - utcnow()).total_seconds()
+        return min(max(wait, 0.05), self._config.max_sleep)
+
+    async def _check(self, due: DueSession) -> _Outcome:
+        async with self._gate:
+            await self._limiter.acquire()
+            try:
+                return _Confirmed(await self._spaces.check(due.sid))
+            except SpacesAPIError as exc:
+                if exc.is_session_gone:
+                    return _Ended(exc.code)
+                return _Transient(f"code {exc.code}")
+            except SpacesError as exc:
+                return _Transient(str(exc))
+            except Exception:
+                # One broken session must not stop the sweep for everyone else.
+                log.exception("checking the session of chat %s failed unexpectedly", due.chat_id)
+                return _Transient("unexpected")
+
+    async def _apply(
+        self, due: list[DueSession], outcomes: list[_Outcome], report: SweepReport
+    ) -> None:
+        now = utcnow()
+        for outcome in outcomes:
+            self.detector.observe(isinstance(outcome, _Transient))
+            report.outcomes[type(outcome).__name__.strip("_").lower()] += 1
+        report.checked += len(due)
+
+        if self.detector.down:
+            # Spaces looks down: no session changes; they are simply looked at later.
+            report.spaces_down = True
+            later = [(d, self._retry_after(now, d.failures)) for d in due]
+            await self._store.record_checks(now, postponed=later)
+            await self._set_reachability(up=False)
+            return
+
+        confirmed: list[tuple[DueSession, str, datetime]] = []
+        ended: list[DueSession] = []
+        deferred: list[tuple[DueSession, datetime]] = []
+        for d, outcome in zip(due, outcomes, strict=True):
+            if isinstance(outcome, _Confirmed):
+                confirmed.append((d, outcome.account.nickname, self.next_check_after(now)))
+            elif isinstance(outcome, _Ended):
+                ended.append(d)
+            else:
+                deferred.append((d, self._retry_after(now, d.failures + 1)))
+        report.ended += await self._store.record_checks(
+            now, confirmed=confirmed, ended=ended, deferred=deferred
+        )
+        if confirmed or ended:
+            await self._set_reachability(up=True)
+
+    # -- Spaces reachability, told to the owners on change ------------------------------------
+
+    async def _restore_reachability(self) -> None:
+        if not self._restored:
+            self.detector.down = await self._store.get_meta(REACHABILITY_KEY) == "down"
+            self._restored = True
+
+    async def _set_reachability(self, *, up: bool) -> None:
+        value = "up" if up else "down"
+        stored = await self._store.get_meta(REACHABILITY_KEY) or "up"
+        if stored == value:
+            return
+        # Stored first: the owners hear of each change once, even across a restart.
+        await self._store.set_meta(REACHABILITY_KEY, value)
+        log.warning("Spaces looks %s", "reachable again" if up else "unreachable")
+        await self._notifier.tell_admins("admin-spaces-up" if up else "admin-spaces-down")
+
+    # -- the background task ----------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sweep until `stop` is set; a crash is logged and the loop starts again."""
+        settled = await self._store.settle_interrupted_notices()
+        if settled:
+            log.warning(
+                "%d expiry notice(s) were being sent when the bot stopped; not resent", settled
+            )
+        crashes = 0
+        while not stop.is_set():
+            try:
+                pause = await self.sweep()
+                crashes = 0
+            except Exception:
+                crashes += 1
+                pause = min(60.0, 2.0**crashes)
+                log.exception("the session watch failed; starting again in %.0f s", pause)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=pause)
+            except TimeoutError:
+                pass

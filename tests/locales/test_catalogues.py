@@ -1,0 +1,139 @@
+"""Both languages speak every key, every Spaces code has a sentence, the code uses known keys."""
+
+from __future__ import annotations
+
+import re
+import string
+from functools import cache
+from pathlib import Path
+
+import pytest
+from babel.messages.catalog import Catalog
+
+from bot.locales import SUPPORTED, build_i18n, read_catalog
+from bot.spaces.codes import CODES, SUCCESS
+
+BOT_DIR = Path(__file__).resolve().parents[2] / "bot"
+CODE_PREFIX = "spaces-code-"
+UNKNOWN_KEY = "spaces-code-unknown"
+
+# i18n.text("key" ...), possibly across lines, and i18n.text("a" if cond else "b").
+_LITERAL_KEY = re.compile(r'\.text\(\s*"([a-z0-9_-]+)"')
+_ELSE_KEY = re.compile(r'\.text\(\s*"[a-z0-9_-]+"\s+if\s+[^()]*?\s+else\s+"([a-z0-9_-]+)"')
+# f"prefix-{...}" keys, passed to i18n.text directly or through a variable
+# (key = f"spaces-code-{code}"): only the prefix is known statically.
+_FSTRING_PREFIX = re.compile(r'\bf"([a-z0-9_]+(?:-[a-z0-9_]+)*-)\{')
+
+
+@cache
+def catalogue(locale: str) -> dict[str, str]:
+    catalog: Catalog = read_catalog(locale)
+    return {str(m.id): str(m.string) for m in catalog if m.id}
+
+
+def placeholders(text: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+
+
+def code_keys(locale: str) -> set[str]:
+    return {key for key in catalogue(locale) if key.startswith(CODE_PREFIX)}
+
+
+def keys_used_in_source() -> tuple[set[str], set[str]]:
+    literals: set[str] = set()
+    prefixes: set[str] = set()
+    for path in sorted(BOT_DIR.rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        literals.update(_LITERAL_KEY.findall(source))
+        literals.update(_ELSE_KEY.findall(source))
+        prefixes.update(_FSTRING_PREFIX.findall(source))
+    return literals, prefixes
+
+
+def test_there_are_two_languages() -> None:
+    assert set(SUPPORTED) == {"en", "ru"}
+
+
+def test_both_languages_have_the_same_keys() -> None:
+    first, *others = SUPPORTED
+    for other in others:
+        missing_in_other = set(catalogue(first)) - set(catalogue(other))
+        missing_in_first = set(catalogue(other)) - set(catalogue(first))
+        assert not missing_in_other, f"missing in {other}: {sorted(missing_in_other)}"
+        assert not missing_in_first, f"missing in {first}: {sorted(missing_in_first)}"
+
+
+def test_placeholders_match_across_languages() -> None:
+    first, *others = SUPPORTED
+    mismatched = [
+        (key, other)
+        for other in others
+        for key, text in catalogue(first).items()
+        if placeholders(text) != placeholders(catalogue(other).get(key, ""))
+    ]
+    assert not mismatched
+
+
+@pytest.mark.parametrize("locale", SUPPORTED)
+def test_no_translation_is_empty_or_the_key(locale: str) -> None:
+    bad = [key for key, text in catalogue(locale).items() if not text.strip() or text == key]
+    assert not bad
+
+
+@pytest.mark.parametrize("locale", SUPPORTED)
+def test_every_documented_code_has_a_sentence(locale: str) -> None:
+    expected = {CODE_PREFIX + code for code in CODES if code != SUCCESS}
+    assert len(expected) == len(CODES) - 1
+    assert expected - code_keys(locale) == set()
+
+
+@pytest.mark.parametrize("locale", SUPPORTED)
+def test_no_sentence_for_an_undocumented_code(locale: str) -> None:
+    documented = {CODE_PREFIX + code for code in CODES if code != SUCCESS} | {UNKNOWN_KEY}
+    assert code_keys(locale) - documented == set()
+
+
+@pytest.mark.parametrize("locale", SUPPORTED)
+def test_code_sentences_are_plain_sentences(locale: str) -> None:
+    for key in sorted(code_keys(locale)):
+        text = catalogue(locale)[key]
+        assert not re.search(r"\d{5}", text) or key == UNKNOWN_KEY, key
+        assert "ERR_" not in text, key
+        assert not re.search(r"[<>&]", text), f"{key}: HTML parse mode"
+        assert text[0].isupper() and text.endswith("."), key
+        if key != UNKNOWN_KEY:
+            assert placeholders(text) == set(), key
+            assert not re.search(r"\d{5}", text), key
+
+
+def test_unknown_code_names_the_code_and_points_to_support() -> None:
+    for locale in SUPPORTED:
+        assert placeholders(catalogue(locale)[UNKNOWN_KEY]) == {"name", "code"}
+    assert "support" in catalogue("en")[UNKNOWN_KEY]
+    assert "поддержк" in catalogue("ru")[UNKNOWN_KEY]
+
+
+def test_unknown_code_sentence_carries_both_values() -> None:
+    text = build_i18n().text(UNKNOWN_KEY, "ru", name="x", code="12345")
+    assert "x" in text and "12345" in text
+    assert "{" not in text
+
+
+def test_every_key_used_in_the_code_exists() -> None:
+    literals, prefixes = keys_used_in_source()
+    # The scan must find something, or this test proves nothing.
+    assert len(literals) >= 20
+    assert {CODE_PREFIX, "spaces-unavailable-", "command-"} <= prefixes
+    for locale in SUPPORTED:
+        keys = catalogue(locale)
+        assert literals - set(keys) == set(), locale
+        for prefix in prefixes:
+            assert any(key.startswith(prefix) for key in keys), (locale, prefix)
+
+
+@pytest.mark.parametrize("locale", SUPPORTED)
+def test_catalogue_formats_with_its_placeholders(locale: str) -> None:
+    i18n = build_i18n()
+    for key, text in catalogue(locale).items():
+        params = {name: "v" for name in placeholders(text)}
+        assert i18n.text(key, locale, **params), key
