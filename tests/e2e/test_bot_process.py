@@ -161,3 +161,55 @@ async def test_wrong_key_exits_2_with_one_line_and_changes_nothing(
     lines = [line for line in bot.stderr.decode().splitlines() if line.strip()]
     assert len(lines) == 1 and "ENCRYPTION_KEY" in lines[0] and "Traceback" not in lines[0]
     assert db.read_bytes() == before
+
+
+async def test_expiry_is_reported_within_two_intervals_and_an_outage_says_nothing(
+    fakes: tuple[FakeTelegram, FakeSpaces], tmp_path: Path
+) -> None:
+    tg, spaces = fakes
+    interval = 2.0
+    env = bot_env(tg, spaces, tmp_path, generate_key())
+    env["CHECK_INTERVAL_SECONDS"] = str(interval)
+    bot = BotProcess(env)
+    await bot.start()
+    try:
+        await tg.wait_for_call("setMyCommands", timeout=20)
+        await say(tg, "/login", t("login-ask-login")[:30])
+        await say(tg, "alice", "alice")
+        await say(tg, "secret123", "Alice")
+
+        # Spaces down for several intervals: checks fail, nobody hears about it.
+        spaces.state.set_mode("http500")
+        mark = tg.mark()
+        checks = spaces.state.calls_summary()["counts"].get("check", 0)
+        await asyncio.sleep(3 * interval)
+        assert spaces.state.calls_summary()["counts"].get("check", 0) > checks
+        assert tg.sent_messages(after=mark) == []
+
+        # Back up, then the session ends at Spaces: one notice, within two intervals.
+        spaces.state.set_mode("ok")
+        await asyncio.sleep(interval)
+        mark = tg.mark()
+        spaces.state.expire(nid=1001)
+        notice = await tg.wait_for_call(
+            "sendMessage",
+            predicate=lambda c: "Alice" in (c.params.get("text") or ""),
+            after=mark,
+            timeout=2 * interval + 1.0,
+        )
+        assert notice.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "relogin"
+        await asyncio.sleep(2 * interval)
+        assert len(tg.sent_messages(CHAT, after=mark)) == 1
+
+        # The button logs in again as the known nickname: only the password is asked.
+        mark = tg.mark()
+        tg.press_button("relogin", chat_id=CHAT)
+        await tg.wait_for_call(
+            "sendMessage", predicate=lambda c: "Alice" in (c.params.get("text") or ""), after=mark
+        )
+        await say(tg, "secret123", t("login-success", nickname="Alice", user_id=1001)[:20])
+        reply = await say(tg, "/status", "Alice")
+        assert t("status-online") in reply.params["text"]
+    finally:
+        code = await bot.stop()
+    assert code == 0
