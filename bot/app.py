@@ -22,7 +22,7 @@ from aiogram.utils.i18n import I18nMiddleware
 
 from bot.config import Settings
 from bot.handlers import routers
-from bot.locales import RUSSIAN_SPEAKING, PoI18n, build_i18n, locale_for_language_code
+from bot.locales import RUSSIAN_SPEAKING, SUPPORTED, PoI18n, build_i18n, locale_for_language_code
 from bot.services.account import AccountService
 from bot.services.clock import utcnow
 from bot.services.login import LoginService, PasswordSeal
@@ -35,7 +35,7 @@ from bot.storage.store import Store
 
 log = logging.getLogger(__name__)
 
-USER_COMMANDS = ("login", "status", "logout", "cancel", "help")
+USER_COMMANDS = ("login", "status", "logout", "language", "cancel", "help")
 
 
 class StartupError(Exception):
@@ -59,7 +59,7 @@ class ChatSeenMiddleware(BaseMiddleware):
         user = data.get("event_from_user")
         if isinstance(chat, Chat) and chat.type == "private":
             try:
-                await self._store.touch_chat(
+                data["chat_language"] = await self._store.touch_chat(
                     chat.id,
                     user.id if isinstance(user, User) else None,
                     user.language_code if isinstance(user, User) else None,
@@ -71,7 +71,12 @@ class ChatSeenMiddleware(BaseMiddleware):
 
 
 class ChatLocaleMiddleware(I18nMiddleware):
+    """The chat's chosen language, else the one its Telegram speaks (ru for ru/uk/be/kk)."""
+
     async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
+        chosen = data.get("chat_language")
+        if isinstance(chosen, str) and chosen in SUPPORTED:
+            return chosen
         user = data.get("event_from_user")
         return locale_for_language_code(user.language_code if isinstance(user, User) else None)
 

@@ -50,3 +50,4 @@ class ExpiryNotice:
     last_confirmed_at: datetime
     ended_at: datetime | None
     language_code: str | None
+    language: str | None = None

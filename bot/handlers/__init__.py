@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from bot.handlers import account, common, fallback, login
+from bot.handlers import account, common, fallback, language, login
 
 
 def routers() -> list[Router]:
@@ -12,6 +12,7 @@ def routers() -> list[Router]:
     return [
         common.build_router(),
         account.build_router(),
+        language.build_router(),
         login.build_router(),
         fallback.build_router(),
     ]

@@ -63,10 +63,12 @@ async def logout(message: Message, i18n: PoI18n, account_service: AccountService
     result = await account_service.logout(message.chat.id)
     if not result.was_linked:
         await message.answer(i18n.text("logout-not-linked"))
+    elif result.nickname is None:
+        await message.answer(i18n.text("logout-forgotten"))
     elif result.ended_at_spaces:
-        await message.answer(i18n.text("logout-done", nickname=result.nickname or "—"))
+        await message.answer(i18n.text("logout-done", nickname=result.nickname))
     else:
-        await message.answer(i18n.text("logout-local-only", nickname=result.nickname or "—"))
+        await message.answer(i18n.text("logout-local-only", nickname=result.nickname))
 
 
 async def account_in_group(message: Message, i18n: PoI18n) -> None:

@@ -6,7 +6,6 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.locales import PoI18n
 from bot.spaces import CaptchaRequired, OAuthLink, SpacesAPIError, SpacesError, SpacesUnavailable
-from bot.spaces import codes as spaces_codes
 
 CANCEL = "cancel"
 LOGIN = "login:start"
@@ -57,15 +56,5 @@ def spaces_error_text(i18n: PoI18n, error: SpacesError) -> str:
         text = i18n.text(key)
         if text != key:
             return text
-        info = spaces_codes.describe(error.code)
-        return i18n.text(
-            "spaces-code-unknown", code=error.code, name=_humanise(info.name if info else None)
-        )
+        return i18n.text("spaces-code-unknown", code=error.code)
     return i18n.text("error-generic")
-
-
-def _humanise(name: str | None) -> str:
-    if not name:
-        return "—"
-    words = name.removeprefix("ERR_").replace("_", " ").lower()
-    return words

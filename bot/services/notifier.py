@@ -144,7 +144,7 @@ class Notifier:
                 return delivered
 
     async def _deliver(self, notice: ExpiryNotice) -> bool:
-        locale = locale_for_language_code(notice.language_code)
+        locale = notice.language or locale_for_language_code(notice.language_code)
         text = self._i18n.text(
             "notice-session-ended",
             locale,
@@ -177,7 +177,8 @@ class Notifier:
 
     async def tell_admins(self, key: str) -> None:
         for admin_id in self._admin_ids:
-            locale = locale_for_language_code(await self._store.chat_language_code(admin_id))
+            chosen, reported = await self._store.chat_languages(admin_id)
+            locale = chosen or locale_for_language_code(reported)
             outcome = await self._sender.send(admin_id, self._i18n.text(key, locale))
             if outcome is not SendOutcome.DELIVERED:
                 log.warning("owner %s was not told %s: %s", admin_id, key, outcome.value)

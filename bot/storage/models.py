@@ -84,7 +84,8 @@ class Chat(Base):
 
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     user_id: Mapped[int | None] = mapped_column(BigInteger)
-    language_code: Mapped[str | None] = mapped_column(String(16))
+    language_code: Mapped[str | None] = mapped_column(String(16))  # as Telegram reports it
+    language: Mapped[str | None] = mapped_column(String(8))  # chosen with /language
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Set when Telegram says the person blocked the bot; cleared when they write again.

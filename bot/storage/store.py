@@ -313,7 +313,9 @@ class Store:
         s = SESSIONS.c
         c = CHATS.c
         query = (
-            select(s.chat_id, s.nickname, s.last_confirmed_at, s.ended_at, c.language_code)
+            select(
+                s.chat_id, s.nickname, s.last_confirmed_at, s.ended_at, c.language_code, c.language
+            )
             .select_from(SESSIONS.outerjoin(CHATS, c.chat_id == s.chat_id))
             .where(s.notice == "pending", c.blocked_at.is_(None))
             .where(or_(s.notice_due_at.is_(None), s.notice_due_at <= now))
@@ -360,8 +362,11 @@ class Store:
 
     async def touch_chat(
         self, chat_id: int, user_id: int | None, language_code: str | None, now: datetime
-    ) -> None:
-        """The person wrote: remember when and in which language, and that they can be reached."""
+    ) -> str | None:
+        """The person wrote: remember when and in which language, and that they can be reached.
+
+        Returns the language the chat chose with /language, if any.
+        """
         values = {
             "chat_id": chat_id,
             "user_id": user_id,
@@ -374,9 +379,8 @@ class Store:
         async with self._sessionmaker.begin() as db:
             insert = postgresql.insert if self._dialect.name == "postgresql" else sqlite.insert
             stmt = insert(Chat).values(**values)
-            await db.execute(
-                stmt.on_conflict_do_update(index_elements=[Chat.chat_id], set_=changes)
-            )
+            upsert = stmt.on_conflict_do_update(index_elements=[Chat.chat_id], set_=changes)
+            return await db.scalar(upsert.returning(Chat.language))
 
     async def mark_chat_blocked(self, chat_id: int, now: datetime) -> None:
         async with self._sessionmaker.begin() as db:
@@ -386,10 +390,21 @@ class Store:
             else:
                 chat.blocked_at = now
 
-    async def chat_language_code(self, chat_id: int) -> str | None:
+    async def chat_languages(self, chat_id: int) -> tuple[str | None, str | None]:
+        """(the language chosen with /language, the one Telegram reported), either may be None."""
         async with self._sessionmaker() as db:
             chat = await db.get(Chat, chat_id)
-            return None if chat is None else chat.language_code
+            return (None, None) if chat is None else (chat.language, chat.language_code)
+
+    async def set_chat_language(self, chat_id: int, language: str, now: datetime) -> None:
+        async with self._sessionmaker.begin() as db:
+            chat = await db.get(Chat, chat_id)
+            if chat is None:
+                db.add(
+                    Chat(chat_id=chat_id, first_seen_at=now, last_seen_at=now, language=language)
+                )
+            else:
+                chat.language = language
 
     # -- installation facts ------------------------------------------------------------------
 

@@ -126,6 +126,9 @@ class FakeState:
         self.counts: Counter[str] = Counter()  # exact, per method
         self.calls: deque[RecordedCall] = deque(maxlen=CALLS_KEPT)  # the latest only
         self.top_counts: dict[str, int] = {"1": 2, "2": 5, "3": 1}
+        # Benchmarks: any SID nobody logged in with is a live session of a made-up user
+        # (nid from its digits), so stored sessions need not be registered one by one.
+        self.accept_any_sid = False
         self.wake_stalled()
         self.add_user("alice", "secret123", 1001, "Alice", aliases=["alice@example.com"])
 
@@ -186,6 +189,14 @@ class FakeState:
     def find_user(self, login: str) -> FakeUser | None:
         key = login.strip().lower()
         return self.users.get(self.aliases.get(key, key))
+
+    def live_session(self, sid: str, base: str) -> _Session | None:
+        session = self.sessions.get(sid)
+        if session is None and self.accept_any_sid and sid:
+            nid = int(sid[-9:]) if sid.isdigit() else 1
+            user = FakeUser(f"user{nid}", "", nid, f"user{nid}")
+            session = _Session(nid, _attributes(user, sid, base))  # not kept: no memory growth
+        return session
 
     def sids_of(self, nid: int) -> list[str]:
         return [s for s, sess in self.sessions.items() if sess.nid == nid]
@@ -296,7 +307,7 @@ def _login(request: web.Request, state: FakeState, form: dict[str, str]) -> web.
 
 
 def _check(request: web.Request, state: FakeState, form: dict[str, str]) -> web.Response:
-    session = state.sessions.get(request.cookies.get("sid", ""))
+    session = state.live_session(request.cookies.get("sid", ""), _base(request, state))
     if session is None:
         return _answer("01001")  # what clients see for unknown, expired or logged-out SIDs
     return _answer("00000", b'"attributes":' + session.attributes + b",")
@@ -322,7 +333,7 @@ def _oauth_links(request: web.Request, state: FakeState, form: dict[str, str]) -
 
 
 def _top_counts(request: web.Request, state: FakeState, form: dict[str, str]) -> web.Response:
-    if request.cookies.get("sid", "") not in state.sessions:
+    if state.live_session(request.cookies.get("sid", ""), _base(request, state)) is None:
         return _answer("01001")
     return _answer("00000", _fields({"counters": state.top_counts}))
 
@@ -472,6 +483,11 @@ def _admin_counters(state: FakeState, body: dict[str, Any]) -> Any:
     return {"ok": True}
 
 
+def _admin_accept_any_sid(state: FakeState, body: dict[str, Any]) -> Any:
+    state.accept_any_sid = bool(body["on"])
+    return {"ok": True, "on": state.accept_any_sid}
+
+
 def _admin_reset(state: FakeState, body: dict[str, Any]) -> Any:
     state.reset()
     return {"ok": True}
@@ -514,6 +530,7 @@ def build_app(state: FakeState) -> web.Application:
         "next_code": _admin_next_code,
         "captcha": _admin_captcha,
         "counters": _admin_counters,
+        "accept_any_sid": _admin_accept_any_sid,
         "reset": _admin_reset,
     }
     for name, handler in admin_posts.items():
@@ -616,6 +633,10 @@ class FakeSpacesControl:
 
     async def set_counters(self, journal: int, feed: int, mail: int) -> None:
         await self._request("POST", "counters", {"journal": journal, "feed": feed, "mail": mail})
+
+    async def accept_any_sid(self, on: bool = True) -> None:
+        """Treat every unknown SID as a live session (check, getTopCounts); for benchmarks."""
+        await self._request("POST", "accept_any_sid", {"on": on})
 
     async def calls_summary(self) -> dict[str, Any]:
         """{"counts": {method: n}, "calls": [{endpoint, method, fields, sid}, ...]}"""

@@ -108,14 +108,14 @@ def test_code_sentences_are_plain_sentences(locale: str) -> None:
 
 def test_unknown_code_names_the_code_and_points_to_support() -> None:
     for locale in SUPPORTED:
-        assert placeholders(catalogue(locale)[UNKNOWN_KEY]) == {"name", "code"}
+        assert placeholders(catalogue(locale)[UNKNOWN_KEY]) == {"code"}
     assert "support" in catalogue("en")[UNKNOWN_KEY]
     assert "поддержк" in catalogue("ru")[UNKNOWN_KEY]
 
 
-def test_unknown_code_sentence_carries_both_values() -> None:
-    text = build_i18n().text(UNKNOWN_KEY, "ru", name="x", code="12345")
-    assert "x" in text and "12345" in text
+def test_unknown_code_sentence_names_the_code() -> None:
+    text = build_i18n().text(UNKNOWN_KEY, "ru", code="12345")
+    assert "12345" in text
     assert "{" not in text
 
 

@@ -231,6 +231,26 @@ async def test_control_over_http_in_process(fake: FakeSpaces, client: SpacesClie
         assert await control.counts() == {}
 
 
+async def test_accept_any_sid(fake: FakeSpaces, client: SpacesClient) -> None:
+    with pytest.raises(SpacesAPIError) as gone:
+        await client.check("1234567890123456")
+    assert gone.value.is_session_gone  # off by default: unknown SIDs are dead
+    async with FakeSpacesControl(fake.url) as control:
+        await control.accept_any_sid(True)
+        checked = await client.check("1234567890123456")
+        assert (checked.sid, checked.user_id) == ("1234567890123456", 890123456)
+        assert isinstance(await client.top_counts("42"), Counters)
+        assert fake.state.sessions == {}  # nothing is kept per SID
+        account = await client.login("alice", "secret123")  # real sessions still work
+        assert (await client.check(account.sid)).user_id == 1001
+        await control.accept_any_sid(False)
+        with pytest.raises(SpacesAPIError):
+            await client.check("1234567890123456")
+        await control.accept_any_sid(True)
+        await control.reset()
+    assert fake.state.accept_any_sid is False
+
+
 async def test_calls_list_is_bounded_but_counts_exact(
     fake: FakeSpaces, client: SpacesClient
 ) -> None:

@@ -1,0 +1,45 @@
+"""/language: the person picks Russian or English; the choice is kept per chat."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+from bot.locales import SUPPORTED, PoI18n
+from bot.services.clock import utcnow
+from bot.storage.store import Store
+
+PREFIX = "lang:"
+
+
+def language_keyboard(i18n: PoI18n) -> InlineKeyboardMarkup:
+    # Each language is named in itself, so a person lost in the wrong one still finds theirs.
+    row = [
+        InlineKeyboardButton(text=i18n.text("language-name", locale), callback_data=PREFIX + locale)
+        for locale in SUPPORTED
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=[row])
+
+
+async def language_command(message: Message, i18n: PoI18n) -> None:
+    await message.answer(i18n.text("language-choose"), reply_markup=language_keyboard(i18n))
+
+
+async def language_chosen(query: CallbackQuery, i18n: PoI18n, store: Store) -> None:
+    locale = (query.data or "").removeprefix(PREFIX)
+    message = query.message
+    if locale not in SUPPORTED or not isinstance(message, Message):
+        await query.answer()
+        return
+    await store.set_chat_language(message.chat.id, locale, utcnow())
+    done = i18n.text("language-set", locale)
+    await query.answer(done)
+    await message.edit_text(done, reply_markup=None)
+
+
+def build_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(language_command, Command("language"), F.chat.type == "private")
+    router.callback_query.register(language_chosen, F.data.startswith(PREFIX))
+    return router

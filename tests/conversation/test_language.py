@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from aiogram.fsm.storage.memory import MemoryStorage
+
+from bot.app import USER_COMMANDS, build_dispatcher, set_command_menu
+from bot.config import Settings
+from bot.locales import build_i18n
+from bot.spaces import SpacesClient
+from bot.storage.crypto import Cipher
+from tests.conversation.conftest import CHAT, Harness, buttons, texts
+
+
+@pytest.mark.parametrize(
+    ("language_code", "locale"),
+    [
+        ("ru", "ru"),
+        ("uk", "ru"),
+        ("be", "ru"),
+        ("kk", "ru"),
+        ("en", "en"),
+        ("de", "en"),
+        ("pt-br", "en"),
+    ],
+)
+async def test_each_person_walks_login_in_their_language(
+    h: Harness, language_code: str, locale: str
+) -> None:
+    kw = {"language_code": language_code}
+    calls = await h.say("/login", **kw)
+    assert texts(calls)[0].startswith(h.t("login-ask-login", locale))
+    calls = await h.say("alice", **kw)
+    assert texts(calls) == [h.t("login-ask-password", locale, login="alice")]
+    calls = await h.say("wrong-password", **kw)
+    assert h.t("spaces-code-01003", locale) in texts(calls)[-1]
+    await h.say("/login", **kw)
+    await h.say("alice", **kw)
+    calls = await h.say("secret123", **kw)
+    assert texts(calls)[-1] == h.t("login-success", locale, nickname="Alice", user_id=1001)
+    assert h.t("button-cancel", locale) == h.t("button-cancel", locale)  # sanity of the key
+
+
+async def test_language_command_switches_and_persists_across_a_restart(
+    h: Harness, cipher: Cipher
+) -> None:
+    calls = await h.say("/language", language_code="ru")
+    labels = {b["text"]: b["callback_data"] for b in buttons(calls)}
+    assert labels == {"English": "lang:en", "Русский": "lang:ru"}
+    calls = await h.press("lang:en", language_code="ru")
+    assert any(
+        c.method == "editMessageText" and c.params["text"] == h.t("language-set", "en")
+        for c in calls
+    )
+    calls = await h.say("/status", language_code="ru")
+    assert texts(calls) == [h.t("status-not-linked", "en")]
+
+    # A new Dispatcher on the same database: the choice is still there.
+    settings = Settings(_env_file=None, bot_token=h.tg.token, telegram_api_url=h.tg.url)  # type: ignore[call-arg]
+    async with httpx.AsyncClient() as http:
+        spaces = SpacesClient(http, h.spaces.url, rid="r", timeout=2)
+        h.dp = build_dispatcher(
+            settings=settings,
+            store=h.store,
+            spaces=spaces,
+            cipher=cipher,
+            fsm_storage=MemoryStorage(),
+            i18n=build_i18n(),
+        )
+        calls = await h.say("/status", language_code="ru")
+    assert texts(calls) == [h.t("status-not-linked", "en")]
+
+
+async def test_background_notices_use_the_chosen_language(h: Harness) -> None:
+    await h.say("/language", language_code="en")
+    await h.press("lang:ru", language_code="en")
+    chosen, reported = await h.store.chat_languages(CHAT)
+    assert (chosen, reported) == ("ru", "en")
+    from bot.services.notifier import Notifier, TelegramSender
+    from tests.watch.conftest import account
+
+    now = datetime.now(UTC)
+    await h.store.save_session(CHAT, CHAT, account("1234567890123456"), now)
+    await h.store.end_session(CHAT, "1234567890123456", now, notify=True)
+    notifier = Notifier(h.store, TelegramSender(h.bot, 25), h.i18n, [])
+    mark = h.tg.mark()
+    assert await notifier.deliver_pending() == 1
+    sent = h.tg.sent_messages(CHAT, after=mark)
+    assert (
+        sent[0]
+        .params["text"]
+        .startswith(h.t("notice-session-ended", "ru", nickname="Alice", confirmed_at="")[:30])
+    )
+
+
+async def test_command_menu_in_both_languages(h: Harness) -> None:
+    await set_command_menu(h.bot, h.i18n)
+    default = h.tg.commands()
+    assert [c["command"] for c in default] == list(USER_COMMANDS)
+    assert default[0]["description"] == h.t("command-login", "en")
+    for code in ("ru", "uk", "be", "kk"):
+        menu = h.tg.commands(language_code=code)
+        assert [c["description"] for c in menu] == [
+            h.t(f"command-{n}", "ru") for n in USER_COMMANDS
+        ]
