@@ -5,80 +5,63 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass, field, fields
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from typing import Any
 
 import httpx
-from aiogram import BaseMiddleware, Bot, Dispatcher
+from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
-from aiogram.types import BotCommand, BotCommandScopeDefault, Chat, TelegramObject, User
-from aiogram.utils.i18n import I18nMiddleware
+from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 
 from bot.config import Settings
 from bot.handlers import routers
-from bot.locales import RUSSIAN_SPEAKING, SUPPORTED, PoI18n, build_i18n, locale_for_language_code
+from bot.handlers.admin import ADMIN_COMMANDS
+from bot.handlers.middlewares import (
+    AccessMiddleware,
+    ChatLocaleMiddleware,
+    ChatSeenMiddleware,
+    CountUpdates,
+    FloodMiddleware,
+)
+from bot.health import CachedProbe, HealthServer, HealthSources
+from bot.locales import RUSSIAN_SPEAKING, PoI18n, build_i18n, locale_for_language_code
 from bot.services.account import AccountService
-from bot.services.clock import utcnow
+from bot.services.broadcast import BroadcastService
+from bot.services.guard import LoginGuard
 from bot.services.login import LoginService, PasswordSeal
 from bot.services.notifier import Notifier, TelegramSender
+from bot.services.owners import OwnerService
 from bot.services.watch import SessionWatch, WatchConfig
 from bot.spaces import SpacesClient
 from bot.storage.crypto import Cipher, resolve_keys
 from bot.storage.engine import create_engine, make_sessionmaker, migrate
+from bot.storage.owners import OwnerStore
 from bot.storage.store import Store
 
-log = logging.getLogger(__name__)
+try:
+    VERSION = package_version("spaces-bridge-bot")
+except PackageNotFoundError:  # running from a checkout that was never installed
+    VERSION = "0+unknown"
 
-USER_COMMANDS = ("login", "status", "logout", "language", "cancel", "help")
+USER_COMMANDS = ("login", "status", "logout", "forget", "language", "cancel", "help")
+
+log = logging.getLogger(__name__)
 
 
 class StartupError(Exception):
     """Startup cannot go on; the message is the one line the owner reads."""
-
-
-class ChatSeenMiddleware(BaseMiddleware):
-    """Remembers each private chat that writes: when, in which language, and that it can be
-    reached again (a chat that blocked the bot and writes again gets its notices)."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        chat = data.get("event_chat")
-        user = data.get("event_from_user")
-        if isinstance(chat, Chat) and chat.type == "private":
-            try:
-                data["chat_language"] = await self._store.touch_chat(
-                    chat.id,
-                    user.id if isinstance(user, User) else None,
-                    user.language_code if isinstance(user, User) else None,
-                    utcnow(),
-                )
-            except Exception:
-                log.exception("could not record that chat %s wrote", chat.id)
-        return await handler(event, data)
-
-
-class ChatLocaleMiddleware(I18nMiddleware):
-    """The chat's chosen language, else the one its Telegram speaks (ru for ru/uk/be/kk)."""
-
-    async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
-        chosen = data.get("chat_language")
-        if isinstance(chosen, str) and chosen in SUPPORTED:
-            return chosen
-        user = data.get("event_from_user")
-        return locale_for_language_code(user.language_code if isinstance(user, User) else None)
 
 
 def build_bot(settings: Settings) -> Bot:
@@ -103,56 +86,156 @@ def build_fsm_storage(settings: Settings) -> BaseStorage:
     return RedisStorage.from_url(settings.redis_url)
 
 
-async def set_command_menu(bot: Bot, i18n: PoI18n) -> None:
-    def commands(locale: str) -> list[BotCommand]:
+async def set_command_menu(bot: Bot, i18n: PoI18n, store: Store, admin_ids: Iterable[int]) -> None:
+    """The menu per language; owners also see their commands, in their own chat only."""
+
+    def commands(locale: str, names: Iterable[str]) -> list[BotCommand]:
         return [
             BotCommand(command=name, description=i18n.text(f"command-{name}", locale))
-            for name in USER_COMMANDS
+            for name in names
         ]
 
-    await bot.set_my_commands(commands("en"), scope=BotCommandScopeDefault())
+    await bot.set_my_commands(commands("en", USER_COMMANDS), scope=BotCommandScopeDefault())
     for code in sorted(RUSSIAN_SPEAKING):
         await bot.set_my_commands(
-            commands("ru"), scope=BotCommandScopeDefault(), language_code=code
+            commands("ru", USER_COMMANDS), scope=BotCommandScopeDefault(), language_code=code
         )
+    for admin_id in sorted(admin_ids):
+        chosen, reported = await store.chat_languages(admin_id)
+        locale = chosen or locale_for_language_code(reported)
+        try:
+            await bot.set_my_commands(
+                commands(locale, (*USER_COMMANDS, *ADMIN_COMMANDS)),
+                scope=BotCommandScopeChat(chat_id=admin_id),
+            )
+        except TelegramAPIError as exc:
+            # An owner who has not opened a chat with the bot yet: their menu waits.
+            log.warning("owner %s: command menu not set (%s)", admin_id, exc.message)
 
 
-def build_dispatcher(
+@dataclass
+class Services:
+    """The long-lived objects handlers receive (through the Dispatcher's workflow data)."""
+
+    settings: Settings
+    store: Store
+    owners: OwnerStore
+    spaces: SpacesClient
+    i18n: PoI18n
+    sender: TelegramSender
+    login_service: LoginService
+    account_service: AccountService
+    owner_service: OwnerService
+    broadcasts: BroadcastService
+    password_seal: PasswordSeal
+    started_at: float = field(default_factory=time.monotonic)
+    version: str = VERSION
+    updates_seen: Counter[str] = field(default_factory=Counter)
+
+    def workflow_data(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def build_services(
     *,
     settings: Settings,
     store: Store,
+    owners: OwnerStore,
     spaces: SpacesClient,
     cipher: Cipher,
-    fsm_storage: BaseStorage,
+    bot: Bot,
     i18n: PoI18n,
-) -> Dispatcher:
-    """The Dispatcher with every router and the long-lived objects handlers receive."""
-    dp = Dispatcher(
-        storage=fsm_storage,
+) -> Services:
+    sender = TelegramSender(bot, settings.telegram_rate_per_second)
+    guard = LoginGuard(
+        owners,
+        max_failures=settings.login_max_failures,
+        window_seconds=settings.login_failure_window_seconds,
+        lockout_seconds=settings.login_lockout_seconds,
+    )
+    accounts = AccountService(spaces, store, owners)
+    return Services(
         settings=settings,
         store=store,
+        owners=owners,
         spaces=spaces,
-        login_service=LoginService(spaces, store, settings.check_interval_seconds),
-        account_service=AccountService(spaces, store),
+        i18n=i18n,
+        sender=sender,
+        login_service=LoginService(spaces, store, settings.check_interval_seconds, guard),
+        account_service=accounts,
+        owner_service=OwnerService(owners, accounts),
+        broadcasts=BroadcastService(owners, store, sender, bot, i18n),
         password_seal=PasswordSeal(cipher),
     )
-    dp.update.outer_middleware(ChatSeenMiddleware(store))
-    ChatLocaleMiddleware(i18n).setup(dp)
+
+
+def build_dispatcher(services: Services, fsm_storage: BaseStorage) -> Dispatcher:
+    """The Dispatcher with every router and middleware, fresh each time."""
+    settings = services.settings
+    dp = Dispatcher(storage=fsm_storage, **services.workflow_data())
+    flood = FloodMiddleware(
+        services.i18n,
+        settings.flood_max_messages,
+        settings.flood_window_seconds,
+        exempt=settings.admin_ids,
+    )
+    dp.update.outer_middleware(CountUpdates(services.updates_seen))
+    dp.update.outer_middleware(flood)
+    dp.update.outer_middleware(
+        AccessMiddleware(
+            services.owners,
+            services.i18n,
+            mode=settings.access_mode,
+            admin_ids=settings.admin_ids,
+        )
+    )
+    dp.update.outer_middleware(ChatSeenMiddleware(services.store))
+    ChatLocaleMiddleware(services.i18n).setup(dp)
     dp.include_routers(*routers())
     return dp
 
 
-def build_watch(
-    settings: Settings, store: Store, spaces: SpacesClient, bot: Bot, i18n: PoI18n
-) -> SessionWatch:
-    sender = TelegramSender(bot, settings.telegram_rate_per_second)
-    notifier = Notifier(store, sender, i18n, settings.admin_ids)
+def build_watch(services: Services) -> SessionWatch:
+    settings = services.settings
+    notifier = Notifier(services.store, services.sender, services.i18n, settings.admin_ids)
     config = WatchConfig(
         interval=settings.check_interval_seconds,
         concurrency=settings.check_concurrency,
         spaces_rate=settings.spaces_rate_per_second,
     )
-    return SessionWatch(store, spaces, notifier, config)
+    return SessionWatch(
+        services.store, services.spaces, notifier, config, stats=services.owners.bump
+    )
+
+
+def build_health_server(
+    services: Services, watch: SessionWatch, bot: Bot, dp: Dispatcher
+) -> HealthServer:
+    settings = services.settings
+
+    async def telegram_ok() -> bool:
+        await bot.get_me(request_timeout=5)
+        return True
+
+    def counters() -> dict[str, dict[str, float]]:
+        checks = {k: float(watch.totals.get(k, 0)) for k in ("confirmed", "ended", "transient")}
+        return {
+            "updates": dict(services.updates_seen),
+            "checks": checks,
+            "notices": {"sent": float(watch.totals.get("notices", 0))},
+            "sends": {k: float(v) for k, v in services.sender.stats.items()},
+        }
+
+    sources = HealthSources(
+        database_ok=services.store.ping,
+        telegram_ok=CachedProbe(telegram_ok, ttl=30.0),
+        last_sweep_at=lambda: watch.last_sweep_at,
+        sweep_max_age_seconds=max(120.0, 3 * min(settings.check_interval_seconds, 60.0)),
+        counters=counters,
+        sessions_by_state=services.owners.sessions_by_state,
+        version=services.version,
+    )
+    return HealthServer(sources, host=settings.health_host, port=settings.health_port or 0)
 
 
 class BackgroundTask:
@@ -188,7 +271,9 @@ class BackgroundTask:
             pass
 
 
-async def prepare_store(settings: Settings, stack: AsyncExitStack) -> tuple[Store, Cipher]:
+async def prepare_store(
+    settings: Settings, stack: AsyncExitStack
+) -> tuple[Store, OwnerStore, Cipher]:
     """Open the database, migrate it and prove the key opens it; re-encrypt under key one."""
     from bot.storage.crypto import KeyConfigError
     from bot.storage.store import KeyMismatch
@@ -202,7 +287,8 @@ async def prepare_store(settings: Settings, stack: AsyncExitStack) -> tuple[Stor
     engine = create_engine(settings.effective_database_url)
     stack.push_async_callback(engine.dispose)
     await migrate(engine)
-    store = Store(make_sessionmaker(engine), cipher)
+    sessionmaker = make_sessionmaker(engine)
+    store = Store(sessionmaker, cipher)
     try:
         created = await store.verify_or_create_canary()
     except KeyMismatch:
@@ -215,18 +301,22 @@ async def prepare_store(settings: Settings, stack: AsyncExitStack) -> tuple[Stor
     if len(cipher.key_ids) > 1:
         changed = await store.reencrypt_all()
         log.info("key rotation: %d session(s) re-encrypted under the first key", changed)
-    return store, cipher
+    return store, OwnerStore(sessionmaker), cipher
+
+
+def build_http_client(settings: Settings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.spaces_timeout_seconds),
+        follow_redirects=False,
+        headers={"User-Agent": f"spaces-bridge-bot/{VERSION}"},
+    )
 
 
 async def run(settings: Settings) -> None:
     async with AsyncExitStack() as stack:
-        store, cipher = await prepare_store(settings, stack)
+        store, owners, cipher = await prepare_store(settings, stack)
 
-        http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.spaces_timeout_seconds),
-            follow_redirects=False,
-            headers={"User-Agent": "spaces-bridge-bot"},
-        )
+        http = build_http_client(settings)
         stack.push_async_callback(http.aclose)
         spaces = SpacesClient(
             http,
@@ -234,33 +324,45 @@ async def run(settings: Settings) -> None:
             rid=settings.spaces_rid,
             timeout=settings.spaces_timeout_seconds,
         )
-
         bot = build_bot(settings)
         stack.push_async_callback(bot.session.close)
         fsm_storage = build_fsm_storage(settings)
         stack.push_async_callback(fsm_storage.close)
 
         i18n = build_i18n()
-        dp = build_dispatcher(
+        services = build_services(
             settings=settings,
             store=store,
+            owners=owners,
             spaces=spaces,
             cipher=cipher,
-            fsm_storage=fsm_storage,
+            bot=bot,
             i18n=i18n,
         )
-
-        watch = build_watch(settings, store, spaces, bot, i18n)
+        dp = build_dispatcher(services, fsm_storage)
+        watch = build_watch(services)
         watch_task = BackgroundTask("session-watch", watch.run)
+        health = (
+            build_health_server(services, watch, bot, dp)
+            if settings.health_port is not None
+            else None
+        )
 
         async def on_startup(bot: Bot) -> None:
             me = await bot.get_me()
-            await set_command_menu(bot, i18n)
+            await set_command_menu(bot, i18n, store, settings.admin_ids)
+            if health is not None:
+                await health.start()
+                log.info("health endpoints on %s:%s", settings.health_host, health.port)
             watch_task.start()
+            await services.broadcasts.report_interrupted()
             log.info("bot @%s started (id %s)", me.username, me.id)
 
         async def on_shutdown() -> None:
+            await services.broadcasts.stop_all()
             await watch_task.stop()
+            if health is not None:
+                await health.stop()
 
         dp.startup.register(on_startup)
         dp.shutdown.register(on_shutdown)

@@ -38,6 +38,18 @@ class Settings(BaseSettings):
     # Telegram allows about 30 messages/s overall and 1/s per chat.
     telegram_rate_per_second: float = Field(default=25.0, gt=0, le=30)
 
+    # Owners' protections.
+    access_mode: Literal["open", "allowlist"] = "open"
+    login_max_failures: int = Field(default=5, ge=1)
+    login_failure_window_seconds: float = Field(default=900.0, gt=0)
+    login_lockout_seconds: float = Field(default=900.0, gt=0)
+    flood_max_messages: int = Field(default=8, ge=1)
+    flood_window_seconds: float = Field(default=4.0, gt=0)
+
+    # Health and metrics endpoints (/healthz, /readyz, /metrics); off unless a port is set.
+    health_port: int | None = Field(default=None, ge=0, le=65535)
+    health_host: str = "127.0.0.1"
+
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from bot.handlers import account, common, fallback, language, login
+from bot.handlers import account, admin, common, fallback, language, login
 
 
 def routers() -> list[Router]:
     # /cancel first so it leaves any step; the fallback last so it takes only what is left.
     return [
         common.build_router(),
+        admin.build_router(),
         account.build_router(),
         language.build_router(),
         login.build_router(),

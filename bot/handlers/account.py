@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import Command
-from aiogram.types import Message
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from bot.handlers.ui import login_keyboard, spaces_error_text
+from bot.handlers.ui import CANCEL, login_keyboard, spaces_error_text
 from bot.locales import PoI18n, format_time
 from bot.services.account import AccountService, Active, Gone, NotLinked, Unconfirmed, Unreadable
 
@@ -75,9 +76,36 @@ async def account_in_group(message: Message, i18n: PoI18n) -> None:
     await message.answer(i18n.text("private-only"))
 
 
+FORGET = "forget:yes"
+
+
+async def forget(message: Message, i18n: PoI18n) -> None:
+    markup = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=i18n.text("button-forget"), callback_data=FORGET)],
+            [InlineKeyboardButton(text=i18n.text("button-cancel"), callback_data=CANCEL)],
+        ]
+    )
+    await message.answer(i18n.text("forget-confirm"), reply_markup=markup)
+
+
+async def forget_confirmed(
+    query: CallbackQuery, state: FSMContext, i18n: PoI18n, account_service: AccountService
+) -> None:
+    await query.answer()
+    message = query.message
+    if not isinstance(message, Message) or message.chat.type != "private":
+        return
+    await state.clear()
+    await account_service.forget(message.chat.id, query.from_user.id)
+    await message.edit_text(i18n.text("forget-done"), reply_markup=None)
+
+
 def build_router() -> Router:
     router = Router(name=__name__)
     router.message.register(status, Command("status"), F.chat.type == "private")
     router.message.register(logout, Command("logout"), F.chat.type == "private")
-    router.message.register(account_in_group, Command("status", "logout"))
+    router.message.register(forget, Command("forget"), F.chat.type == "private")
+    router.callback_query.register(forget_confirmed, F.data == FORGET)
+    router.message.register(account_in_group, Command("status", "logout", "forget"))
     return router

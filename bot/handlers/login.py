@@ -26,6 +26,7 @@ from bot.handlers.ui import (
     spaces_error_text,
 )
 from bot.locales import PoI18n
+from bot.services.guard import LoginLocked
 from bot.services.login import (
     CaptchaChallenge,
     LoginService,
@@ -113,10 +114,19 @@ async def _ask_login(
 # -- login --------------------------------------------------------------------------------
 
 
-async def got_login(message: Message, state: FSMContext, i18n: PoI18n) -> None:
+async def got_login(
+    message: Message, state: FSMContext, i18n: PoI18n, login_service: LoginService
+) -> None:
     login = clean_login(message.text)
     if login is None:
         await message.answer(i18n.text("login-bad-login"), reply_markup=cancel_keyboard(i18n))
+        return
+    user_id = message.from_user.id if message.from_user else message.chat.id
+    try:
+        await login_service.ensure_not_locked(user_id, login)
+    except LoginLocked as locked:
+        await state.clear()
+        await message.answer(i18n.text("login-locked", minutes=locked.minutes))
         return
     await state.update_data(login=login)
     await state.set_state(LoginFlow.password)
@@ -221,6 +231,10 @@ async def _attempt(
             password=password,
             captcha_code=captcha_code,
         )
+    except LoginLocked as locked:
+        await state.clear()
+        await message.answer(i18n.text("login-locked", minutes=locked.minutes))
+        return
     except SpacesError as exc:
         log.info("login for chat %s failed: %s", chat_id, exc)
         await state.clear()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bot.domain import LinkedSession
 from bot.services.clock import utcnow
 from bot.spaces import Account, Counters, SpacesAPIError, SpacesClient, SpacesError
+from bot.storage.owners import OwnerStore
 from bot.storage.store import SessionUnreadable, Store
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,10 @@ class LogoutResult:
 
 
 class AccountService:
-    def __init__(self, spaces: SpacesClient, store: Store) -> None:
+    def __init__(self, spaces: SpacesClient, store: Store, owners: OwnerStore) -> None:
         self._spaces = spaces
         self._store = store
+        self._owners = owners
 
     async def status(self, chat_id: int) -> StatusReport:
         try:
@@ -108,3 +110,11 @@ class AccountService:
             ended = False
         await self._store.delete_session(chat_id)
         return LogoutResult(was_linked=True, nickname=session.nickname, ended_at_spaces=ended)
+
+    async def forget(self, chat_id: int, telegram_user_id: int) -> LogoutResult:
+        """Everything the bot holds about the chat goes: the session (logged out at Spaces
+        first), the chat's record and its failed-login history."""
+        result = await self.logout(chat_id)
+        await self._owners.forget_chat(chat_id, telegram_user_id)
+        log.info("chat %s asked to be forgotten", chat_id)
+        return result

@@ -11,7 +11,8 @@ import httpx
 
 from bot.domain import LinkedSession
 from bot.services.clock import utcnow
-from bot.spaces import CaptchaRequired, OAuthLink, SpacesClient, SpacesError
+from bot.services.guard import LoginGuard
+from bot.spaces import CaptchaRequired, OAuthLink, SpacesAPIError, SpacesClient, SpacesError, codes
 from bot.storage.crypto import Cipher, DecryptError
 from bot.storage.store import SessionUnreadable, Store
 
@@ -101,11 +102,22 @@ def _is_web_url_on(url: str, host: str) -> bool:
     return parsed.scheme in {"http", "https"} and parsed.host.lower() == host.lower()
 
 
+# Answers that mean the credentials were wrong: these count towards the brute-force limit.
+_FAILED_CREDENTIALS = frozenset({codes.USER_NOT_FOUND, codes.WRONG_LOGIN_OR_PASSWORD})
+
+
 class LoginService:
-    def __init__(self, spaces: SpacesClient, store: Store, check_interval: float) -> None:
+    def __init__(
+        self,
+        spaces: SpacesClient,
+        store: Store,
+        check_interval: float,
+        guard: LoginGuard | None = None,
+    ) -> None:
         self._spaces = spaces
         self._store = store
         self._check_interval = timedelta(seconds=check_interval)
+        self._guard = guard
 
     async def oauth_links(self) -> list[OAuthLink]:
         """Social sign-in links, or none when Spaces cannot give them now."""
@@ -127,12 +139,21 @@ class LoginService:
         password: str,
         captcha_code: str | None = None,
     ) -> LoggedIn | CaptchaChallenge:
-        """Raises SpacesError for every answer that is neither a session nor a captcha."""
+        """Raises SpacesError for every answer that is neither a session nor a captcha, and
+        LoginLocked (sending nothing to Spaces) after too many failed attempts."""
+        if self._guard is not None:
+            await self._guard.check(telegram_user_id, login)
         try:
             account = await self._spaces.login(login, password, captcha_code=captcha_code)
         except CaptchaRequired as challenge:
             image = await self._spaces.fetch_captcha(challenge.captcha_url)
             return CaptchaChallenge(image=image, wrong_answer=challenge.wrong_answer)
+        except SpacesAPIError as exc:
+            if self._guard is not None and exc.code in _FAILED_CREDENTIALS:
+                await self._guard.failed(telegram_user_id, login)
+            raise
+        if self._guard is not None:
+            await self._guard.succeeded(telegram_user_id, login)
 
         replaced = await self._end_previous(chat_id, new_sid=account.sid)
         now = utcnow()
@@ -141,6 +162,11 @@ class LoginService:
         )
         log.info("chat %s linked to Spaces user %s", chat_id, account.user_id)
         return LoggedIn(session=session, replaced_nickname=replaced)
+
+    async def ensure_not_locked(self, telegram_user_id: int, login: str) -> None:
+        """Raises LoginLocked when this person or this login has failed too often lately."""
+        if self._guard is not None:
+            await self._guard.check(telegram_user_id, login)
 
     async def known_nickname(self, chat_id: int) -> str | None:
         """The nickname of the chat's session, ended or not (to log in again as it)."""

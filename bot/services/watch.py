@@ -12,6 +12,7 @@ import asyncio
 import logging
 import random
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -110,6 +111,7 @@ class SessionWatch:
         config: WatchConfig,
         *,
         rng: random.Random | None = None,
+        stats: Callable[[Mapping[str, int], datetime], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._spaces = spaces
@@ -122,6 +124,7 @@ class SessionWatch:
         self.last_sweep_at: datetime | None = None
         self.totals: Counter[str] = Counter()
         self._restored = False
+        self._stats = stats
 
     # -- scheduling -------------------------------------------------------------------------
 
@@ -161,6 +164,8 @@ class SessionWatch:
         self.last_sweep_at = utcnow()
         self.totals.update(report.outcomes)
         self.totals["notices"] += report.notices
+        if self._stats is not None:
+            await self._stats({**report.outcomes, "notices": report.notices}, utcnow())
         if report.checked or report.notices:
             log.info(
                 "sweep: %d checked %s, %d ended, %d notices%s",

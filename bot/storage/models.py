@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, TypeDecorator, func
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    false,
+    func,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -90,3 +101,66 @@ class Chat(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Set when Telegram says the person blocked the bot; cleared when they write again.
     blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Person(Base):
+    """Owners' decisions about one Telegram user: allowed (allowlist mode), banned."""
+
+    __tablename__ = "people"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    allowed: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    banned: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    admin_id: Mapped[int] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class Broadcast(Base):
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    admin_id: Mapped[int] = mapped_column(BigInteger)
+    admin_chat_id: Mapped[int] = mapped_column(BigInteger)
+    progress_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    text: Mapped[str] = mapped_column(Text)
+    # running, cancelled, done, interrupted (by a restart)
+    status: Mapped[str] = mapped_column(String(16))
+    total: Mapped[int] = mapped_column(Integer, server_default="0")
+    sent: Mapped[int] = mapped_column(Integer, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, server_default="0")
+    blocked: Mapped[int] = mapped_column(Integer, server_default="0")
+    # The last chat id taken; a resumed broadcast starts after it, so nobody gets it twice.
+    cursor: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class StatBucket(Base):
+    """Event counts per hour (checks by outcome, notices) for the owners' statistics."""
+
+    __tablename__ = "stat_buckets"
+
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class LoginFailure(Base):
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)

@@ -51,6 +51,11 @@ class Store:
         assert bind is not None, "the sessionmaker must be bound to an engine"
         self._dialect = bind.dialect
 
+    async def ping(self) -> bool:
+        async with self._sessionmaker() as db:
+            await db.execute(select(1))
+        return True
+
     # -- keys -------------------------------------------------------------------------------
 
     async def verify_or_create_canary(self) -> bool:

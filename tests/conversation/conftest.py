@@ -11,12 +11,15 @@ import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import Update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.app import build_bot, build_dispatcher
+from bot.app import Services, build_bot, build_dispatcher, build_services
 from bot.config import Settings
 from bot.locales import PoI18n, build_i18n
 from bot.spaces import SpacesClient
 from bot.storage.crypto import Cipher
+from bot.storage.engine import make_sessionmaker
+from bot.storage.owners import OwnerStore
 from bot.storage.store import Store
 from tests.fakes.spaces_server import FakeSpaces
 from tests.fakes.telegram_server import ApiCall, FakeTelegram
@@ -32,6 +35,7 @@ class Harness:
     spaces: FakeSpaces
     store: Store
     i18n: PoI18n
+    services: Services
 
     async def _feed(self, update: dict[str, Any]) -> list[ApiCall]:
         mark = self.tg.mark()
@@ -91,9 +95,23 @@ async def fake_spaces() -> AsyncIterator[FakeSpaces]:
         yield fake
 
 
+ADMIN = 4242
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Tests override settings by redefining this fixture (or parametrizing it)."""
+    return {}
+
+
 @pytest.fixture
 async def harness(
-    tg: FakeTelegram, fake_spaces: FakeSpaces, store: Store, cipher: Cipher
+    tg: FakeTelegram,
+    fake_spaces: FakeSpaces,
+    store: Store,
+    cipher: Cipher,
+    engine: AsyncEngine,
+    settings_overrides: dict[str, Any],
 ) -> AsyncIterator[Harness]:
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -101,22 +119,35 @@ async def harness(
         telegram_api_url=tg.url,
         spaces_base_url=fake_spaces.url,
         spaces_timeout_seconds=2,
+        admin_ids=str(ADMIN),
+        **settings_overrides,
     )
     async with httpx.AsyncClient() as http:
         spaces = SpacesClient(http, settings.spaces_base_url, rid=settings.spaces_rid, timeout=2)
         bot = build_bot(settings)
         i18n = build_i18n()
-        dp = build_dispatcher(
+        services = build_services(
             settings=settings,
             store=store,
+            owners=OwnerStore(make_sessionmaker(engine)),
             spaces=spaces,
             cipher=cipher,
-            fsm_storage=MemoryStorage(),
+            bot=bot,
             i18n=i18n,
         )
+        dp = build_dispatcher(services, MemoryStorage())
         try:
-            yield Harness(dp=dp, bot=bot, tg=tg, spaces=fake_spaces, store=store, i18n=i18n)
+            yield Harness(
+                dp=dp,
+                bot=bot,
+                tg=tg,
+                spaces=fake_spaces,
+                store=store,
+                i18n=i18n,
+                services=services,
+            )
         finally:
+            await services.broadcasts.stop_all()
             await bot.session.close()
 
 

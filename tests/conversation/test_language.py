@@ -2,14 +2,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 from aiogram.fsm.storage.memory import MemoryStorage
 
 from bot.app import USER_COMMANDS, build_dispatcher, set_command_menu
-from bot.config import Settings
-from bot.locales import build_i18n
-from bot.spaces import SpacesClient
 from bot.storage.crypto import Cipher
 from tests.conversation.conftest import CHAT, Harness, buttons, texts
 
@@ -58,18 +54,8 @@ async def test_language_command_switches_and_persists_across_a_restart(
     assert texts(calls) == [h.t("status-not-linked", "en")]
 
     # A new Dispatcher on the same database: the choice is still there.
-    settings = Settings(_env_file=None, bot_token=h.tg.token, telegram_api_url=h.tg.url)  # type: ignore[call-arg]
-    async with httpx.AsyncClient() as http:
-        spaces = SpacesClient(http, h.spaces.url, rid="r", timeout=2)
-        h.dp = build_dispatcher(
-            settings=settings,
-            store=h.store,
-            spaces=spaces,
-            cipher=cipher,
-            fsm_storage=MemoryStorage(),
-            i18n=build_i18n(),
-        )
-        calls = await h.say("/status", language_code="ru")
+    h.dp = build_dispatcher(h.services, MemoryStorage())
+    calls = await h.say("/status", language_code="ru")
     assert texts(calls) == [h.t("status-not-linked", "en")]
 
 
@@ -96,7 +82,7 @@ async def test_background_notices_use_the_chosen_language(h: Harness) -> None:
 
 
 async def test_command_menu_in_both_languages(h: Harness) -> None:
-    await set_command_menu(h.bot, h.i18n)
+    await set_command_menu(h.bot, h.i18n, h.store, [])
     default = h.tg.commands()
     assert [c["command"] for c in default] == list(USER_COMMANDS)
     assert default[0]["description"] == h.t("command-login", "en")

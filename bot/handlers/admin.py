@@ -1,0 +1,219 @@
+"""The owners' commands. Every handler and button here is behind the admin filter."""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject, Filter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+from bot.config import Settings
+from bot.handlers.ui import CANCEL, cancel_keyboard
+from bot.locales import PoI18n, format_time
+from bot.services.broadcast import RESUME_PREFIX, STOP_PREFIX, BroadcastService
+from bot.services.owners import OwnerService
+from bot.storage.store import Store
+
+SEND = "bc:send"
+BROADCAST_MAX_CHARS = 4000
+ADMIN_COMMANDS = ("stats", "broadcast", "allow", "deny", "ban", "unban", "audit")
+
+
+class IsAdmin(Filter):
+    async def __call__(self, event: Message | CallbackQuery, settings: Settings) -> bool:
+        user = event.from_user
+        return user is not None and user.id in settings.admin_ids
+
+
+class BroadcastFlow(StatesGroup):
+    text = State()
+    confirm = State()
+
+
+def _admin_id(event: Message | CallbackQuery) -> int:
+    assert event.from_user is not None  # IsAdmin let it through
+    return event.from_user.id
+
+
+# -- statistics ---------------------------------------------------------------------------
+
+
+async def stats(
+    message: Message,
+    i18n: PoI18n,
+    owner_service: OwnerService,
+    store: Store,
+    started_at: float,
+    version: str,
+) -> None:
+    s = await owner_service.stats()
+    events = s.events_24h
+    reachable = (await store.get_meta("spaces_reachability") or "up") == "up"
+    await message.answer(
+        i18n.text(
+            "admin-stats",
+            sessions=s.sessions_total,
+            active=s.sessions_by_state.get("active", 0),
+            unconfirmed=s.sessions_by_state.get("unconfirmed", 0),
+            ended=s.sessions_by_state.get("ended", 0),
+            blocked=s.blocked_chats,
+            people=s.people_total,
+            people_24h=s.people_24h,
+            people_7d=s.people_7d,
+            checks=sum(events.get(k, 0) for k in ("confirmed", "ended", "transient")),
+            expired=events.get("ended", 0),
+            transient=events.get("transient", 0),
+            notices=events.get("notices", 0),
+            spaces=i18n.text("admin-spaces-reachable" if reachable else "admin-spaces-unreachable"),
+            uptime=_duration(time.monotonic() - started_at),
+            version=version,
+        )
+    )
+
+
+def _duration(seconds: float) -> str:
+    minutes, _ = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}:{minutes:02d}" if days else f"{hours:02d}:{minutes:02d}"
+
+
+# -- access -------------------------------------------------------------------------------
+
+
+def _target(command: CommandObject) -> int | None:
+    arg = (command.args or "").strip()
+    return int(arg) if arg.lstrip("-").isdigit() and len(arg) <= 20 else None
+
+
+async def access_command(
+    message: Message, command: CommandObject, i18n: PoI18n, owner_service: OwnerService
+) -> None:
+    user_id = _target(command)
+    name = command.command.lower()
+    if user_id is None:
+        await message.answer(i18n.text("admin-usage-id", command=name))
+        return
+    admin = _admin_id(message)
+    if name == "allow":
+        await owner_service.allow(admin, user_id)
+    elif name == "deny":
+        await owner_service.deny(admin, user_id)
+    elif name == "unban":
+        await owner_service.unban(admin, user_id)
+    else:
+        result = await owner_service.ban(admin, user_id)
+        await message.answer(
+            i18n.text("admin-banned", user_id=user_id, sessions=result.sessions_ended)
+        )
+        return
+    await message.answer(i18n.text(f"admin-{name}-done", user_id=user_id))
+
+
+async def audit(message: Message, i18n: PoI18n, owner_service: OwnerService) -> None:
+    entries = await owner_service.audit_log(20)
+    if not entries:
+        await message.answer(i18n.text("admin-audit-empty"))
+        return
+    lines = [i18n.text("admin-audit-title")]
+    for e in entries:
+        parts = [format_time(e.at, i18n), str(e.admin_id), e.action]
+        parts += [p for p in (e.target, e.detail) if p]
+        lines.append(html.escape(" · ".join(parts), quote=False))
+    await message.answer("\n".join(lines))
+
+
+# -- broadcast ----------------------------------------------------------------------------
+
+
+async def broadcast_start(message: Message, state: FSMContext, i18n: PoI18n) -> None:
+    await state.clear()
+    await state.set_state(BroadcastFlow.text)
+    await message.answer(i18n.text("broadcast-ask"), reply_markup=cancel_keyboard(i18n))
+
+
+async def broadcast_text(
+    message: Message, state: FSMContext, i18n: PoI18n, broadcasts: BroadcastService
+) -> None:
+    text = message.html_text if message.text else ""
+    if not text.strip() or len(text) > BROADCAST_MAX_CHARS:
+        await message.answer(i18n.text("broadcast-bad-text"), reply_markup=cancel_keyboard(i18n))
+        return
+    await state.update_data(text=text)
+    await state.set_state(BroadcastFlow.confirm)
+    recipients = await broadcasts.recipients()
+    await message.answer(i18n.text("broadcast-preview"))
+    await message.answer(text)
+    markup = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=i18n.text("button-send"), callback_data=SEND)],
+            [InlineKeyboardButton(text=i18n.text("button-cancel"), callback_data=CANCEL)],
+        ]
+    )
+    await message.answer(i18n.text("broadcast-confirm", count=recipients), reply_markup=markup)
+
+
+async def broadcast_not_text(message: Message, i18n: PoI18n) -> None:
+    await message.answer(i18n.text("broadcast-bad-text"), reply_markup=cancel_keyboard(i18n))
+
+
+async def broadcast_send(
+    query: CallbackQuery,
+    state: FSMContext,
+    i18n: PoI18n,
+    broadcasts: BroadcastService,
+    owner_service: OwnerService,
+) -> None:
+    data: dict[str, Any] = await state.get_data()
+    text = data.get("text")
+    await state.clear()
+    await query.answer()
+    if not isinstance(text, str) or not isinstance(query.message, Message):
+        return
+    await query.message.edit_reply_markup(reply_markup=None)
+    admin = _admin_id(query)
+    broadcast_id = await broadcasts.start(admin, query.message.chat.id, text)
+    await owner_service.record(admin, "broadcast", f"#{broadcast_id}, {len(text)} characters")
+
+
+async def broadcast_stop(
+    query: CallbackQuery, i18n: PoI18n, broadcasts: BroadcastService, owner_service: OwnerService
+) -> None:
+    raw = (query.data or "").removeprefix(STOP_PREFIX)
+    stopped = raw.isdigit() and broadcasts.cancel(int(raw))
+    if stopped:
+        await owner_service.record(_admin_id(query), "broadcast-stop", f"#{raw}")
+    await query.answer(i18n.text("broadcast-stopping" if stopped else "broadcast-not-running"))
+
+
+async def broadcast_resume(
+    query: CallbackQuery, i18n: PoI18n, broadcasts: BroadcastService, owner_service: OwnerService
+) -> None:
+    raw = (query.data or "").removeprefix(RESUME_PREFIX)
+    resumed = raw.isdigit() and await broadcasts.resume(int(raw))
+    if resumed:
+        await owner_service.record(_admin_id(query), "broadcast-resume", f"#{raw}")
+        if isinstance(query.message, Message):
+            await query.message.edit_reply_markup(reply_markup=None)
+    await query.answer(i18n.text("broadcast-resumed" if resumed else "broadcast-not-resumable"))
+
+
+def build_router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(IsAdmin(), F.chat.type == "private")
+    router.callback_query.filter(IsAdmin())
+    router.message.register(stats, Command("stats"))
+    router.message.register(access_command, Command("allow", "deny", "ban", "unban"))
+    router.message.register(audit, Command("audit"))
+    router.message.register(broadcast_start, Command("broadcast"))
+    router.message.register(broadcast_text, BroadcastFlow.text, F.text)
+    router.message.register(broadcast_not_text, BroadcastFlow.text)
+    router.callback_query.register(broadcast_send, BroadcastFlow.confirm, F.data == SEND)
+    router.callback_query.register(broadcast_stop, F.data.startswith(STOP_PREFIX))
+    router.callback_query.register(broadcast_resume, F.data.startswith(RESUME_PREFIX))
+    return router

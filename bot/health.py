@@ -1,0 +1,274 @@
+"""Health and metrics endpoints for the owner's supervisor (Docker, systemd, Prometheus).
+
+`/healthz` says the process is alive, `/readyz` that it can do its job (database,
+Telegram, a recent sweep), `/metrics` exposes counters in the Prometheus text format.
+Off unless HEALTH_PORT is set; app.py decides that and wires the sources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+PREFIX = "spaces_bot"
+# A probe that has not answered by then counts as failed: /readyz itself must answer fast.
+PROBE_TIMEOUT_SECONDS = 5.0
+# Labels always exported, even at zero, so a dashboard's series exist from the start.
+CHECK_OUTCOMES = ("confirmed", "ended", "transient")
+SEND_OUTCOMES = ("delivered", "blocked", "failed", "rejected")
+SESSION_STATES = ("active", "unconfirmed", "ended")
+RETRY_AFTER = "retry_after"  # the key of Telegram's 429s in the "sends" snapshot
+PASSING = frozenset({"ok", "pending"})
+
+
+@dataclass(frozen=True)
+class HealthSources:
+    """Everything the endpoints read, as callables so each answer is current."""
+
+    database_ok: Callable[[], Awaitable[bool]]
+    telegram_ok: Callable[[], Awaitable[bool]]
+    last_sweep_at: Callable[[], datetime | None]
+    sweep_max_age_seconds: float
+    # {"updates": {"message": 3}, "checks": {"confirmed": 5}, "notices": {"sent": 1},
+    #  "sends": {"delivered": 2, "retry_after": 1}}
+    counters: Callable[[], Mapping[str, Mapping[str, float]]]
+    sessions_by_state: Callable[[], Awaitable[Mapping[str, int]]]
+    version: str
+
+
+class CachedProbe:
+    """Calls a slow probe (e.g. getMe) at most once per `ttl` seconds.
+
+    Frequent readiness checks then cost Telegram nothing; concurrent callers share one call.
+    A probe that raised is remembered as False for the same time, and the exception goes to
+    the one caller that saw it happen.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[], Awaitable[bool]],
+        ttl: float = 30.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fn = fn
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._value = False
+        self._expires_at: float | None = None
+
+    async def __call__(self) -> bool:
+        async with self._lock:
+            if self._expires_at is not None and self._clock() < self._expires_at:
+                return self._value
+            try:
+                value = bool(await self._fn())
+            except Exception:
+                self._remember(False)
+                raise
+            self._remember(value)
+            return value
+
+    def _remember(self, value: bool) -> None:
+        self._value = value
+        self._expires_at = self._clock() + self._ttl
+
+
+class _BotCollector(Collector):
+    """Reads the in-memory counters at scrape time; the handler sets `sessions` first."""
+
+    def __init__(
+        self,
+        counters: Callable[[], Mapping[str, Mapping[str, float]]],
+        uptime: Callable[[], float],
+        version: str,
+    ) -> None:
+        self._counters = counters
+        self._uptime = uptime
+        self._version = version
+        self.sessions: Mapping[str, int] | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            snapshot = self._counters()
+        except Exception as exc:
+            log.warning("metrics: the counters snapshot failed: %r", exc)
+            snapshot = {}
+
+        def group(name: str) -> Mapping[str, float]:
+            return snapshot.get(name) or {}
+
+        yield _counter("updates", "Telegram updates handled, by type", "type", group("updates"))
+        checks = _with_defaults(group("checks"), CHECK_OUTCOMES)
+        yield _counter("checks", "Session checks at Spaces, by outcome", "outcome", checks)
+        notices = CounterMetricFamily(f"{PREFIX}_notices_sent", "Expiry notices sent")
+        notices.add_metric([], group("notices").get("sent", 0))
+        yield notices
+        sends = group("sends")
+        outcomes = _with_defaults(
+            {k: v for k, v in sends.items() if k != RETRY_AFTER}, SEND_OUTCOMES
+        )
+        yield _counter("sends", "Messages the bot sent on its own, by outcome", "outcome", outcomes)
+        throttled = CounterMetricFamily(
+            f"{PREFIX}_telegram_429", "Telegram answers 429 Too Many Requests (retry_after)"
+        )
+        throttled.add_metric([], sends.get(RETRY_AFTER, 0))
+        yield throttled
+        if self.sessions is not None:
+            sessions = GaugeMetricFamily(
+                f"{PREFIX}_sessions", "Stored sessions, by state", labels=["state"]
+            )
+            for state, count in _with_defaults(self.sessions, SESSION_STATES).items():
+                sessions.add_metric([state], count)
+            yield sessions
+        yield GaugeMetricFamily(
+            f"{PREFIX}_uptime_seconds", "Seconds since the health server started", self._uptime()
+        )
+        info = GaugeMetricFamily(f"{PREFIX}_build_info", "The running version", labels=["version"])
+        info.add_metric([self._version], 1)
+        yield info
+
+
+def _counter(name: str, doc: str, label: str, values: Mapping[str, float]) -> Metric:
+    family = CounterMetricFamily(f"{PREFIX}_{name}", doc, labels=[label])
+    for key, value in sorted(values.items()):
+        family.add_metric([key], value)
+    return family
+
+
+def _with_defaults(values: Mapping[str, float], keys: Iterable[str]) -> dict[str, float]:
+    return {**dict.fromkeys(keys, 0), **values}
+
+
+class HealthServer:
+    """A small aiohttp server with its own metrics registry, so several can share a process."""
+
+    def __init__(
+        self,
+        sources: HealthSources,
+        *,
+        host: str = "127.0.0.1",
+        port: int,
+        probe_timeout: float = PROBE_TIMEOUT_SECONDS,
+    ) -> None:
+        self._sources = sources
+        self._host = host
+        self._requested_port = port
+        self._probe_timeout = probe_timeout
+        self._started = time.monotonic()
+        self._failing: set[str] = set()
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self._registry = CollectorRegistry()
+        self._collector = _BotCollector(sources.counters, self._uptime, sources.version)
+        self._registry.register(self._collector)
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the health server is not started")
+        return self._port
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        runner = web.AppRunner(app, access_log=None)  # a probe every few seconds is no news
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self._host, self._requested_port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+        self._started = time.monotonic()
+        log.info("health server listening on %s:%d", self._host, self._port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    def _uptime(self) -> float:
+        return time.monotonic() - self._started
+
+    # -- endpoints ----------------------------------------------------------------------------
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        database, telegram = await asyncio.gather(
+            self._probe("database", self._sources.database_ok),
+            self._probe("telegram", self._sources.telegram_ok),
+        )
+        checks = {"database": database, "telegram": telegram, "sweep": self._sweep_check()}
+        ready = all(result in PASSING for result in checks.values())
+        return web.json_response(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status=200 if ready else 503,
+        )
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        try:
+            sessions: Mapping[str, int] | None = dict(
+                await asyncio.wait_for(self._sources.sessions_by_state(), self._probe_timeout)
+            )
+        except Exception as exc:
+            log.warning("metrics: counting sessions failed: %r", exc)
+            sessions = None
+        # No await between setting and reading: another scrape cannot interleave.
+        self._collector.sessions = sessions
+        body = generate_latest(self._registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    # -- checks ---------------------------------------------------------------------------------
+
+    async def _probe(self, name: str, probe: Callable[[], Awaitable[bool]]) -> str:
+        """ok, fail, or error when the probe raised or did not answer in time."""
+        try:
+            ok = bool(await asyncio.wait_for(probe(), self._probe_timeout))
+        except Exception as exc:
+            return self._note(name, "error", exc)
+        return self._note(name, "ok" if ok else "fail")
+
+    def _sweep_check(self) -> str:
+        """ok, stale or never; pending (which passes) while the first sweep may still run."""
+        max_age = self._sources.sweep_max_age_seconds
+        try:
+            last = self._sources.last_sweep_at()
+        except Exception as exc:
+            return self._note("sweep", "error", exc)
+        if last is None:
+            return self._note("sweep", "pending" if self._uptime() < max_age else "never")
+        if last.tzinfo is None:
+            last = last.replace(tzinfo=UTC)
+        age = (datetime.now(UTC) - last).total_seconds()
+        return self._note("sweep", "ok" if age <= max_age else "stale")
+
+    def _note(self, name: str, result: str, exc: Exception | None = None) -> str:
+        """Logs a check once when it starts failing and once when it passes again."""
+        passing = result in PASSING
+        if not passing and name not in self._failing:
+            self._failing.add(name)
+            reason = f": {exc!r}" if exc is not None else ""
+            log.warning("readiness check %s: %s%s", name, result, reason)
+        elif passing and name in self._failing:
+            self._failing.discard(name)
+            log.info("readiness check %s passes again", name)
+        return result

@@ -1,0 +1,224 @@
+"""Broadcasts from the owners: paced through the shared sender, with live progress.
+
+Each recipient's chat id is stored as the cursor *before* the message goes out, so a
+broadcast cut short by a restart is reported and can be resumed without anyone getting
+it twice (the one message in flight at the moment of a crash may be lost, never doubled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.locales import PoI18n, locale_for_language_code
+from bot.services.clock import utcnow
+from bot.services.notifier import SendOutcome, TelegramSender
+from bot.storage.owners import BroadcastRecord, OwnerStore
+from bot.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+STOP_PREFIX = "bc:stop:"
+RESUME_PREFIX = "bc:resume:"
+PROGRESS_EVERY_SECONDS = 2.0
+PAGE = 200
+
+
+@dataclass
+class _Tally:
+    sent: int = 0
+    failed: int = 0
+    blocked: int = 0
+
+    def add(self, outcome: SendOutcome) -> None:
+        if outcome is SendOutcome.DELIVERED:
+            self.sent += 1
+        elif outcome is SendOutcome.BLOCKED:
+            self.blocked += 1
+        else:
+            self.failed += 1
+
+
+class BroadcastService:
+    def __init__(
+        self,
+        owners: OwnerStore,
+        store: Store,
+        sender: TelegramSender,
+        bot: Bot,
+        i18n: PoI18n,
+    ) -> None:
+        self._owners = owners
+        self._store = store
+        self._sender = sender
+        self._bot = bot
+        self._i18n = i18n
+        self._running: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
+
+    async def recipients(self) -> int:
+        return await self._owners.count_recipients()
+
+    async def start(self, admin_id: int, admin_chat_id: int, text: str) -> int:
+        total = await self._owners.count_recipients()
+        broadcast_id = await self._owners.create_broadcast(
+            admin_id, admin_chat_id, text, total, utcnow()
+        )
+        record = await self._owners.get_broadcast(broadcast_id)
+        assert record is not None
+        self._spawn(record, _Tally())
+        return broadcast_id
+
+    async def resume(self, broadcast_id: int) -> bool:
+        record = await self._owners.get_broadcast(broadcast_id)
+        if record is None or record.status != "interrupted" or broadcast_id in self._running:
+            return False
+        await self._owners.update_broadcast(broadcast_id, status="running", finished_at=None)
+        self._spawn(record, _Tally(record.sent, record.failed, record.blocked))
+        return True
+
+    def cancel(self, broadcast_id: int) -> bool:
+        running = self._running.get(broadcast_id)
+        if running is None:
+            return False
+        running[1].set()
+        return True
+
+    async def report_interrupted(self) -> int:
+        """At startup: broadcasts a stopped process left running are reported to their owner."""
+        records = await self._owners.take_interrupted_broadcasts(utcnow())
+        for record in records:
+            locale = await self._locale(record.admin_chat_id)
+            text = self._i18n.text(
+                "broadcast-interrupted",
+                locale,
+                id=record.id,
+                sent=record.sent,
+                failed=record.failed,
+                blocked=record.blocked,
+                total=record.total,
+            )
+            button = InlineKeyboardButton(
+                text=self._i18n.text("button-resume", locale),
+                callback_data=f"{RESUME_PREFIX}{record.id}",
+            )
+            markup = InlineKeyboardMarkup(inline_keyboard=[[button]])
+            await self._sender.send(record.admin_chat_id, text, markup)
+        return len(records)
+
+    async def stop_all(self, grace: float = 1.0) -> None:
+        """On shutdown: stop sending; the cursor is stored, so the next start reports it."""
+        tasks = [task for task, _ in self._running.values()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, grace)
+
+    async def wait(self, broadcast_id: int) -> None:
+        """Until the broadcast's task ends (for tests and for shutdown)."""
+        running = self._running.get(broadcast_id)
+        if running is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await running[0]
+
+    # -- the sending task -------------------------------------------------------------------
+
+    def _spawn(self, record: BroadcastRecord, tally: _Tally) -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(self._run(record, tally, stop), name=f"broadcast-{record.id}")
+        self._running[record.id] = (task, stop)
+        task.add_done_callback(lambda t: self._finished(record.id, t))
+
+    def _finished(self, broadcast_id: int, task: asyncio.Task[None]) -> None:
+        self._running.pop(broadcast_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("broadcast %s failed", broadcast_id, exc_info=task.exception())
+
+    async def _run(self, record: BroadcastRecord, tally: _Tally, stop: asyncio.Event) -> None:
+        locale = await self._locale(record.admin_chat_id)
+        progress_id = await self._progress(record, tally, locale, None)
+        await self._owners.update_broadcast(record.id, progress_message_id=progress_id)
+        cursor = record.cursor
+        last_progress = time.monotonic()
+        status = "done"
+        while status == "done":
+            page = await self._owners.recipients(cursor, PAGE)
+            if not page:
+                break
+            for chat_id in page:
+                if stop.is_set():
+                    status = "cancelled"
+                    break
+                cursor = chat_id
+                await self._owners.update_broadcast(
+                    record.id,
+                    cursor=chat_id,
+                    sent=tally.sent,
+                    failed=tally.failed,
+                    blocked=tally.blocked,
+                )
+                outcome = await self._sender.send(chat_id, record.text)
+                tally.add(outcome)
+                if outcome is SendOutcome.BLOCKED:
+                    await self._store.mark_chat_blocked(chat_id, utcnow())
+                if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
+                    last_progress = time.monotonic()
+                    await self._progress(record, tally, locale, progress_id)
+        await self._owners.update_broadcast(
+            record.id,
+            status=status,
+            sent=tally.sent,
+            failed=tally.failed,
+            blocked=tally.blocked,
+            finished_at=utcnow(),
+        )
+        await self._progress(record, tally, locale, progress_id, final=status)
+        log.info("broadcast %s %s: %s", record.id, status, tally)
+
+    async def _progress(
+        self,
+        record: BroadcastRecord,
+        tally: _Tally,
+        locale: str,
+        message_id: int | None,
+        final: str | None = None,
+    ) -> int | None:
+        key = {None: "broadcast-progress", "done": "broadcast-done"}.get(final, "broadcast-stopped")
+        text = self._i18n.text(
+            key,
+            locale,
+            id=record.id,
+            sent=tally.sent,
+            failed=tally.failed,
+            blocked=tally.blocked,
+            total=record.total,
+        )
+        markup = None
+        if final is None:
+            button = InlineKeyboardButton(
+                text=self._i18n.text("button-stop", locale),
+                callback_data=f"{STOP_PREFIX}{record.id}",
+            )
+            markup = InlineKeyboardMarkup(inline_keyboard=[[button]])
+        try:
+            if message_id is None:
+                sent = await self._bot.send_message(record.admin_chat_id, text, reply_markup=markup)
+                return sent.message_id
+            await self._bot.edit_message_text(
+                text, chat_id=record.admin_chat_id, message_id=message_id, reply_markup=markup
+            )
+        except TelegramAPIError as exc:
+            # Progress is a courtesy: a failed edit never stops the broadcast.
+            log.info("broadcast %s progress not shown: %s", record.id, exc)
+        return message_id
+
+    async def _locale(self, chat_id: int) -> str:
+        chosen, reported = await self._store.chat_languages(chat_id)
+        return chosen or locale_for_language_code(reported)

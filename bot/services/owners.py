@@ -1,0 +1,57 @@
+"""The owners' decisions about people, each written to the audit log."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.services.account import AccountService
+from bot.services.clock import utcnow
+from bot.storage.owners import AuditRecord, OwnerStore, Stats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BanResult:
+    sessions_ended: int
+
+
+class OwnerService:
+    def __init__(self, owners: OwnerStore, accounts: AccountService) -> None:
+        self._owners = owners
+        self._accounts = accounts
+
+    async def allow(self, admin_id: int, user_id: int) -> None:
+        await self._owners.set_access(user_id, admin_id=admin_id, now=utcnow(), allowed=True)
+        await self._owners.audit(admin_id, "allow", utcnow(), target=str(user_id))
+
+    async def deny(self, admin_id: int, user_id: int) -> None:
+        await self._owners.set_access(user_id, admin_id=admin_id, now=utcnow(), allowed=False)
+        await self._owners.audit(admin_id, "deny", utcnow(), target=str(user_id))
+
+    async def ban(self, admin_id: int, user_id: int) -> BanResult:
+        """Ban, then log out and delete every session that person linked."""
+        await self._owners.set_access(user_id, admin_id=admin_id, now=utcnow(), banned=True)
+        ended = 0
+        for chat_id in await self._owners.chats_of_user(user_id):
+            result = await self._accounts.logout(chat_id)
+            ended += int(result.was_linked)
+        await self._owners.audit(
+            admin_id, "ban", utcnow(), target=str(user_id), detail=f"sessions ended: {ended}"
+        )
+        return BanResult(sessions_ended=ended)
+
+    async def unban(self, admin_id: int, user_id: int) -> None:
+        await self._owners.set_access(user_id, admin_id=admin_id, now=utcnow(), banned=False)
+        await self._owners.audit(admin_id, "unban", utcnow(), target=str(user_id))
+
+    async def record(self, admin_id: int, action: str, detail: str | None = None) -> None:
+        await self._owners.audit(admin_id, action, utcnow(), detail=detail)
+
+    async def audit_log(self, limit: int = 20) -> list[AuditRecord]:
+        return await self._owners.latest_audit(limit)
+
+    async def stats(self, now: datetime | None = None) -> Stats:
+        return await self._owners.stats(now or utcnow())

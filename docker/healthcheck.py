@@ -1,0 +1,32 @@
+"""Docker's health check: GET /healthz of the bot's health server (slim images have no curl).
+
+Exits 0 when the server answers 200, 1 otherwise; 0 when HEALTH_PORT is not set, because
+then there is nothing to ask and a container must not be marked unhealthy for it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.request
+
+
+def main() -> int:
+    port = os.environ.get("HEALTH_PORT", "").strip()
+    if not port:
+        return 0
+    host = os.environ.get("HEALTH_HOST", "").strip()
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=4) as response:
+            return 0 if response.status == 200 else 1
+    except OSError as exc:
+        print(f"healthz: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
