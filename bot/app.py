@@ -353,7 +353,6 @@ async def run(settings: Settings) -> None:
             await set_command_menu(bot, i18n, store, settings.admin_ids)
             if health is not None:
                 await health.start()
-                log.info("health endpoints on %s:%s", settings.health_host, health.port)
             watch_task.start()
             await services.broadcasts.report_interrupted()
             log.info("bot @%s started (id %s)", me.username, me.id)

@@ -8,6 +8,7 @@ import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TextIO
 
 # Secrets whose shape we know, wherever they appear in a line (URLs, JSON, form dumps).
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -55,9 +56,11 @@ class JsonFormatter(RedactingFormatter):
         return self._redact(json.dumps(payload, ensure_ascii=False))
 
 
-def setup_logging(level: str, fmt: str, secrets: Iterable[str] = ()) -> Redactor:
+def setup_logging(
+    level: str, fmt: str, secrets: Iterable[str] = (), stream: TextIO | None = None
+) -> Redactor:
     redactor = Redactor(secrets)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter(redactor))
     else:

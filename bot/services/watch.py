@@ -157,6 +157,7 @@ class SessionWatch:
                 break
             outcomes = await asyncio.gather(*(self._check(d) for d in due))
             await self._apply(due, outcomes, report)
+            self.last_sweep_at = utcnow()  # progress, so a long sweep still counts as alive
             if self.detector.down or len(due) < limit:
                 break
             now = utcnow()

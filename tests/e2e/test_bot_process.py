@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot.locales import build_i18n
@@ -98,10 +101,23 @@ async def test_login_captcha_status_logout_and_restart(
     tg, spaces = fakes
     key = generate_key()
     env = bot_env(tg, spaces, tmp_path, key)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        health_port = probe.getsockname()[1]
+    env["HEALTH_PORT"] = str(health_port)
     bot = BotProcess(env)
     await bot.start()
     try:
         await tg.wait_for_call("setMyCommands", timeout=20)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{health_port}") as health:
+            for _ in range(50):
+                with contextlib.suppress(httpx.TransportError):
+                    if (await health.get("/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            ready = await health.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["checks"]["database"] == "ok"
         # plain login
         await say(tg, "/login", t("login-ask-login")[:30])
         await say(tg, "alice", "alice")
@@ -127,6 +143,11 @@ async def test_login_captcha_status_logout_and_restart(
         await say(tg, "9999", t("captcha-wrong"), method="sendPhoto")
         await say(tg, "4242", "Alice")
         assert len(spaces.state.sids_of(1001)) == 1  # the first session was logged out
+
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{health_port}") as health:
+            metrics = (await health.get("/metrics")).text
+        assert 'spaces_bot_updates_total{type="message"}' in metrics
+        assert 'spaces_bot_sessions{state="active"} 1.0' in metrics
 
         # logout ends it at Spaces
         await say(tg, "/logout", t("logout-done", nickname="Alice"))
