@@ -1,0 +1,56 @@
+"""The same storage on PostgreSQL: migrations up and down, the store, the watcher's writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import inspect
+
+from bot.domain import SessionState
+from bot.storage.crypto import Cipher
+from bot.storage.engine import create_engine, downgrade, make_sessionmaker, migrate
+from bot.storage.models import Base
+from bot.storage.owners import OwnerStore
+from bot.storage.store import Store
+from tests.external import pg_url  # noqa: F401 - fixture
+from tests.storage.test_store import account
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+async def test_migrations_up_down_up_and_the_store(pg_url: str, cipher: Cipher) -> None:  # noqa: F811
+    engine = create_engine(pg_url)
+    try:
+        await migrate(engine)
+        async with engine.connect() as conn:
+            tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+        assert set(Base.metadata.tables) <= tables
+        await downgrade(engine, "base")
+        await migrate(engine)
+
+        sm = make_sessionmaker(engine)
+        store, owners = Store(sm, cipher), OwnerStore(sm)
+        assert await store.verify_or_create_canary() is True
+        await store.save_session(1, 1, account(), NOW, next_check_at=NOW)
+        got = await store.get_session(1)
+        assert got is not None and got.sid == "6693985458435384" and got.linked_at == NOW
+
+        due, unreadable = await store.due_sessions(NOW + timedelta(seconds=1), 10)
+        assert [d.chat_id for d in due] == [1] and unreadable == []
+        await store.record_checks(NOW, ended=due)
+        notices = await store.claim_notices(NOW, 10)
+        assert [n.chat_id for n in notices] == [1]
+        assert await store.claim_notices(NOW, 10) == []
+
+        assert await store.touch_chat(1, 1, "ru", NOW) is None
+        await store.set_chat_language(1, "en", NOW)
+        assert await store.touch_chat(1, 1, "ru", NOW) == "en"
+
+        await owners.bump({"confirmed": 2}, NOW)
+        await owners.bump({"confirmed": 3, "ended": 1}, NOW)
+        stats = await owners.stats(NOW)
+        assert stats.events_24h == {"confirmed": 5, "ended": 1}
+        assert stats.sessions_by_state[SessionState.ENDED] == 1
+        assert stats.people_total == 1
+    finally:
+        await engine.dispose()
