@@ -331,13 +331,16 @@ class Store:
             rows = (await db.execute(query)).all()
             if not rows:
                 return []
-            ids = [r[0] for r in rows]
-            await db.execute(
+            # Only the rows this call really switched count: with several bot processes on
+            # one database, a notice another process claimed first is not sent again here.
+            claimed = await db.execute(
                 update(SpacesSession)
-                .where(s.chat_id.in_(ids), s.notice == "pending")
+                .where(s.chat_id.in_([r[0] for r in rows]), s.notice == "pending")
                 .values(notice="sending")
+                .returning(s.chat_id)
             )
-        return [ExpiryNotice(*row) for row in rows]
+            mine = set(claimed.scalars().all())
+        return [ExpiryNotice(*row) for row in rows if row[0] in mine]
 
     async def finish_notice(
         self, chat_id: int, *, delivered: bool, retry_at: datetime | None = None

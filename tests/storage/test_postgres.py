@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import inspect
@@ -54,3 +55,26 @@ async def test_migrations_up_down_up_and_the_store(pg_url: str, cipher: Cipher) 
         assert stats.people_total == 1
     finally:
         await engine.dispose()
+
+
+async def test_two_processes_never_claim_the_same_notice(pg_url: str, cipher: Cipher) -> None:  # noqa: F811
+    first, second = create_engine(pg_url), create_engine(pg_url)
+    try:
+        await migrate(first)
+        a, b = Store(make_sessionmaker(first), cipher), Store(make_sessionmaker(second), cipher)
+        for chat in range(1, 41):
+            await a.save_session(chat, chat, account(sid=f"{chat:016d}"), NOW, next_check_at=NOW)
+        due, _ = await a.due_sessions(NOW, 100)
+        await a.record_checks(NOW, ended=due)
+
+        async def drain(store: Store) -> list[int]:
+            got: list[int] = []
+            while batch := await store.claim_notices(NOW, 7):
+                got += [n.chat_id for n in batch]
+            return got
+
+        got_a, got_b = await asyncio.gather(drain(a), drain(b))
+        assert sorted(got_a + got_b) == list(range(1, 41))  # each exactly once
+    finally:
+        await first.dispose()
+        await second.dispose()
