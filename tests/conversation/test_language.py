@@ -91,3 +91,16 @@ async def test_command_menu_in_both_languages(h: Harness) -> None:
         assert [c["description"] for c in menu] == [
             h.t(f"command-{n}", "ru") for n in USER_COMMANDS
         ]
+
+
+async def test_owners_get_their_commands_in_their_own_chat_only(h: Harness) -> None:
+    from bot.handlers.admin import ADMIN_COMMANDS
+    from tests.conversation.conftest import ADMIN
+
+    await h.store.touch_chat(ADMIN, ADMIN, "en", datetime.now(UTC))
+    await set_command_menu(h.bot, h.i18n, h.store, [ADMIN])
+    owner_menu = h.tg.commands(scope={"type": "chat", "chat_id": ADMIN})
+    assert [c["command"] for c in owner_menu] == [*USER_COMMANDS, *ADMIN_COMMANDS]
+    assert not set(ADMIN_COMMANDS) & {c["command"] for c in h.tg.commands()}
+    for code in ("ru", "uk"):
+        assert not set(ADMIN_COMMANDS) & {c["command"] for c in h.tg.commands(language_code=code)}
