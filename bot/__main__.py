@@ -5,12 +5,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 
 from pydantic import ValidationError
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # Until the bot installs its own handlers (and after), SIGTERM stops it like Ctrl+C.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     parser.add_argument("command", nargs="?", default="run", choices=["run", "genkey"])
     args = parser.parse_args(argv)
@@ -30,7 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         for error in exc.errors():
             name = "_".join(str(p) for p in error["loc"]).upper() or "settings"
-            print(f"{name}: {error['msg']}", file=sys.stderr)
+            if name == "BOT_TOKEN" and error["type"] == "missing":
+                print(
+                    "BOT_TOKEN is not set: get a token from @BotFather and put it in the "
+                    "environment or in a .env file here (see .env.example).",
+                    file=sys.stderr,
+                )
+            else:
+                print(f"{name}: {error['msg']}", file=sys.stderr)
         return 2
     secrets = [settings.bot_token.get_secret_value(), *settings.key_strings()]
     setup_logging(settings.log_level, settings.log_format, secrets)
