@@ -1,20 +1,20 @@
 """Benchmark of the session watch against a fake Spaces running in its own process.
 
-    .venv/bin/python -m bench.watch_bench --quick                 # smoke run, ~1 minute
-    .venv/bin/python -m bench.watch_bench                         # 10k sessions, RSS at 10k/100k
+    .venv/bin/python -m bench.watch_bench --quick        # smoke run, about a minute
+    .venv/bin/python -m bench.watch_bench                # the full run (see bench/README.md)
     .venv/bin/python -m bench.watch_bench --sessions 10000 --concurrency 16 \\
         [--transport httpx|aiohttp|both] [--db sqlite|postgres] [--profile cprofile|pyinstrument]
 
-What it prints (see bench/README.md):
+It prints:
 
-* throughput: one full sweep of N due sessions (rate limit lifted) next to the "floor", a bare
-  loop of the same HTTP request with the same concurrency on three clients; wall time and
-  `time.process_time()` of this process only (the fake runs in another process);
-* peak RSS of a fresh process that seeds and sweeps N sessions, for each --rss-sizes;
-* every statement one sweep issues, grouped by shape, and the query plans of the watcher's
-  queries (the due query must use ix_spaces_sessions_next_check_at);
-* expiry notices sent through the real TelegramSender to a fake Telegram that answers 429
-  when more than 30 sendMessage arrive within any 1 s.
+* throughput: one full sweep of N due sessions (Spaces rate limit lifted) by the watcher as
+  bot.app builds it, next to the floor: a bare loop of the same HTTP request with the same
+  concurrency, on several clients. Wall time and `time.process_time()` of this process only
+  (the fake runs in its own process); the median of --repeat interleaved rounds;
+* peak RSS (VmHWM) of a fresh process that seeds and sweeps N sessions, per --rss-sizes;
+* every statement one sweep issues, by shape, and the query plans of the watcher's reads;
+* expiry notices through the bot's TelegramSender to a fake Telegram that answers 429 when
+  more than 30 sendMessage arrive within any 1 s.
 
 Everything talks to 127.0.0.1 only; every loop is bounded in count and in time.
 """
@@ -26,43 +26,51 @@ import asyncio
 import contextlib
 import gc
 import json
+import logging
 import os
 import re
-import resource
+import statistics
 import sys
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import httpx
-from aiogram import Bot
 from sqlalchemy import event, insert, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bot.app import build_bot
+from bot.app import VERSION, build_bot, build_http_client, build_services, build_watch
 from bot.config import Settings
 from bot.locales import build_i18n
-from bot.services.notifier import Notifier, TelegramSender
 from bot.services.watch import SessionWatch, WatchConfig
 from bot.spaces import SpacesClient
 from bot.storage.crypto import Cipher, generate_key
 from bot.storage.engine import create_engine, make_sessionmaker, migrate
+from bot.storage.owners import OwnerStore
 from bot.storage.store import SESSIONS, Store, _context
-from tests.fakes.spaces_server import FakeSpacesControl, FakeSpacesProcess
-from tests.fakes.telegram_server import FakeTelegram, _ApiError
 
+if TYPE_CHECKING:
+    from aiogram import Bot
+
+    from tests.fakes.spaces_server import FakeSpacesControl
+
+ROOT = Path(__file__).resolve().parents[1]
 RID = "bench-rid"
 TIMEOUT = 10.0
-INTERVAL = 900.0  # the default check interval: checked sessions are not due again mid-run
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 TRANSPORTS = ("httpx", "aiohttp")
+CHECKER_NAMES = {
+    "httpx": "checker, httpx default pool",
+    "aiohttp": "checker, bot (aiohttp pool)",
+}
+BARE_FLOOR = "floor: bare aiohttp"
 SEED_CHUNK = 5_000
 PHASE_TIMEOUT = 900.0  # no single phase may run longer than this
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -74,29 +82,39 @@ def sid_of(chat_id: int) -> str:
     return f"{10**15 + chat_id}"  # 16 digits, like real SIDs
 
 
+def bench_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "bot_token": "123456:BENCH",
+        "telegram_api_url": "http://127.0.0.1:9",  # unused unless a notice is sent
+        "spaces_timeout_seconds": TIMEOUT,
+        "spaces_rate_per_second": 0,  # the rate limit lifted
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)
+
+
 # -- HTTP clients -------------------------------------------------------------------------
 
 
 def spaces_http(transport: str) -> httpx.AsyncClient:
-    """The bot's Spaces client as bot.app builds it, on httpx's own pool or on aiohttp."""
-    kwargs: dict[str, Any] = {}
+    """The bot's Spaces HTTP client: as bot.app builds it ("aiohttp"), or as it was built
+    before, on httpx's own connection pool ("httpx")."""
     if transport == "aiohttp":
-        from httpx_aiohttp import AiohttpTransport
-
-        kwargs["transport"] = AiohttpTransport(
-            client=lambda: aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=5.0),
-                cookie_jar=aiohttp.DummyCookieJar(),
-                trust_env=False,
-            )
-        )
+        return build_http_client(bench_settings())
     return httpx.AsyncClient(
         timeout=httpx.Timeout(TIMEOUT),
         follow_redirects=False,
-        headers={"User-Agent": "spaces-bridge-bot"},
-        trust_env=False,
-        **kwargs,
+        headers={"User-Agent": f"spaces-bridge-bot/{VERSION}"},
     )
+
+
+def httpx_aiohttp_package() -> httpx.AsyncClient | None:
+    """httpx on the `httpx-aiohttp` package's transport (a floor only), if it is installed."""
+    try:
+        from httpx_aiohttp import AiohttpTransport
+    except ImportError:
+        return None
+    return httpx.AsyncClient(timeout=httpx.Timeout(TIMEOUT), transport=AiohttpTransport())
 
 
 def bare_aiohttp() -> aiohttp.ClientSession:
@@ -104,7 +122,6 @@ def bare_aiohttp() -> aiohttp.ClientSession:
         connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=5.0),
         cookie_jar=aiohttp.DummyCookieJar(),
         timeout=aiohttp.ClientTimeout(sock_read=TIMEOUT, sock_connect=TIMEOUT),
-        trust_env=False,
     )
 
 
@@ -122,8 +139,16 @@ def proc_cpu(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def rss_kb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
+def peak_rss_kb() -> int:
+    """This process's peak RSS. VmHWM, not getrusage's ru_maxrss: on Linux ru_maxrss survives
+    fork+exec, so a child started by a bigger parent would report the parent's peak."""
+    with contextlib.suppress(OSError):
+        match = re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text())
+        if match:
+            return int(match.group(1))
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 @dataclass
@@ -134,7 +159,6 @@ class Figure:
     cpu: float
     errors: int = 0
     fake_cpu: float | None = None
-    note: str = ""
 
     @property
     def rate(self) -> float:
@@ -146,13 +170,15 @@ class Figure:
 
     @property
     def fake_per_1000(self) -> float | None:
-        return None if self.fake_cpu is None or not self.count else self.fake_cpu / self.count * 1000
+        if self.fake_cpu is None or not self.count:
+            return None
+        return self.fake_cpu / self.count * 1000
 
 
 async def measured(
     name: str, count: int, fake_pid: int | None, body: Callable[[], Awaitable[int]]
 ) -> Figure:
-    """Runs `body` (which returns its error count) and times it: wall and this process's CPU."""
+    """Runs `body` (which returns its error count): wall time and this process's CPU."""
     gc.collect()
     fake0 = proc_cpu(fake_pid)
     wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -163,7 +189,66 @@ async def measured(
     return Figure(name, count, wall, cpu, errors, fake)
 
 
-async def run_workers(concurrency: int, items: Sequence[Any], fn: Callable[[Any], Awaitable[bool]]) -> int:
+@dataclass
+class Summary:
+    """The median of repeated figures (min CPU kept to show the spread)."""
+
+    name: str
+    rate: float
+    cpu_per_1000: float
+    cpu_min: float
+    fake_per_1000: float | None
+    errors: int
+    runs: int
+
+    @classmethod
+    def of(cls, figures: Sequence[Figure]) -> Summary:
+        fakes = [f.fake_per_1000 for f in figures if f.fake_per_1000 is not None]
+        return cls(
+            name=figures[0].name,
+            rate=statistics.median(f.rate for f in figures),
+            cpu_per_1000=statistics.median(f.cpu_per_1000 for f in figures),
+            cpu_min=min(f.cpu_per_1000 for f in figures),
+            fake_per_1000=statistics.median(fakes) if fakes else None,
+            errors=sum(f.errors for f in figures),
+            runs=len(figures),
+        )
+
+
+def summarise(figures: Sequence[Figure]) -> list[Summary]:
+    by_name: dict[str, list[Figure]] = {}
+    for f in figures:
+        by_name.setdefault(f.name, []).append(f)
+    return [Summary.of(group) for group in by_name.values()]
+
+
+def print_table(rows: Sequence[Summary]) -> None:
+    checker = next((r for r in rows if r.name.startswith("checker, bot")), None)
+    bare = next((r for r in rows if r.name == BARE_FLOOR), None)
+    same = next((r for r in rows if r.name == "floor: httpx on the bot's aiohttp pool"), None)
+    print(
+        f"  {'':40} {'checks/s':>8} {'CPU s/1000':>10} {'(min)':>7} {'x bare':>7} "
+        f"{'fake CPU/1000':>13} {'errors':>6}"
+    )
+    for r in rows:
+        ratio = r.cpu_per_1000 / bare.cpu_per_1000 if bare else float("nan")
+        runs = "" if r.runs == (checker.runs if checker else r.runs) else f"  ({r.runs} run)"
+        fake = "-" if r.fake_per_1000 is None else f"{r.fake_per_1000:.3f}"
+        print(
+            f"  {r.name:40} {r.rate:8.0f} {r.cpu_per_1000:10.3f} {r.cpu_min:7.3f} {ratio:7.2f} "
+            f"{fake:>13} {r.errors:6d}{runs}"
+        )
+    if checker and bare:
+        per_check = checker.cpu_per_1000
+        line = f"  checker CPU/check / bare aiohttp floor: {per_check / bare.cpu_per_1000:.2f}"
+        if same:
+            line += f"; / same-client floor: {per_check / same.cpu_per_1000:.2f}"
+        print(line + f" (medians of {checker.runs} runs)")
+
+
+async def run_workers(
+    concurrency: int, items: Sequence[Any], fn: Callable[[Any], Awaitable[bool]]
+) -> int:
     """`concurrency` workers share one iterator over `items`; returns how many calls failed."""
     shared = iter(items)
     errors = 0
@@ -185,7 +270,7 @@ async def floor_httpx(client: httpx.AsyncClient, base: str, sids: Sequence[str],
     url = f"{base}/neoapi/session"
 
     async def one(sid: str) -> bool:
-        # Exactly what SpacesClient._call sends: multipart fields, headers, the cookie last.
+        # What SpacesClient._call sends: multipart fields, the headers, the cookie set last.
         request = client.build_request(
             "POST",
             url,
@@ -200,7 +285,9 @@ async def floor_httpx(client: httpx.AsyncClient, base: str, sids: Sequence[str],
     return await run_workers(c, sids, one)
 
 
-async def floor_aiohttp(session: aiohttp.ClientSession, base: str, sids: Sequence[str], c: int) -> int:
+async def floor_aiohttp(
+    session: aiohttp.ClientSession, base: str, sids: Sequence[str], c: int
+) -> int:
     url = f"{base}/neoapi/session"
 
     async def one(sid: str) -> bool:
@@ -215,6 +302,25 @@ async def floor_aiohttp(session: aiohttp.ClientSession, base: str, sids: Sequenc
     return await run_workers(c, sids, one)
 
 
+async def floors(
+    base: str, sids: Sequence[str], c: int, pid: int | None, *, slow: bool = True
+) -> list[Figure]:
+    out = []
+    clients: list[tuple[str, httpx.AsyncClient | None]] = [
+        ("floor: httpx default pool", spaces_http("httpx") if slow else None),
+        ("floor: httpx on httpx-aiohttp 0.2", httpx_aiohttp_package()),
+        ("floor: httpx on the bot's aiohttp pool", spaces_http("aiohttp")),
+    ]
+    n = len(sids)
+    for name, client in clients:
+        if client is not None:
+            async with client as cl:
+                out.append(await measured(name, n, pid, lambda: floor_httpx(cl, base, sids, c)))
+    async with bare_aiohttp() as ses:
+        out.append(await measured(BARE_FLOOR, n, pid, lambda: floor_aiohttp(ses, base, sids, c)))
+    return out
+
+
 # -- the database -------------------------------------------------------------------------
 
 
@@ -222,60 +328,72 @@ async def floor_aiohttp(session: aiohttp.ClientSession, base: str, sids: Sequenc
 class Db:
     kind: str
     url: str
+    key: str
     engine: AsyncEngine
     store: Store
+    owners: OwnerStore
+    cipher: Cipher
+
+
+async def attach_db(kind: str, url: str, key: str) -> Db:
+    """Open (and migrate, as the bot's startup does) a database; the caller disposes of it."""
+    cipher = Cipher.from_strings([key])
+    engine = create_engine(url)
+    await migrate(engine)
+    sessionmaker = make_sessionmaker(engine)
+    return Db(kind, url, key, engine, Store(sessionmaker, cipher), OwnerStore(sessionmaker), cipher)
 
 
 @contextlib.asynccontextmanager
-async def open_db(kind: str, cipher: Cipher, pg_url: str = PG_URL) -> AsyncIterator[Db]:
-    """A migrated scratch database: a temporary SQLite file, or a PostgreSQL database created
-    next to `pg_url` (never its own tables) and dropped afterwards."""
+async def open_db(kind: str, pg_url: str = PG_URL) -> AsyncIterator[Db]:
+    """A migrated scratch database with its own key: a temporary SQLite file, or a PostgreSQL
+    database created on `pg_url`'s server (never touching `pg_url`'s own tables), dropped after."""
+    key = generate_key()
     if kind == "sqlite":
         with tempfile.TemporaryDirectory(prefix="watch-bench-") as tmp:
-            url = f"sqlite+aiosqlite:///{tmp}/bot.sqlite3"
-            engine = create_engine(url)
+            db = await attach_db(kind, f"sqlite+aiosqlite:///{tmp}/bot.sqlite3", key)
             try:
-                await migrate(engine)
-                yield Db(kind, url, engine, Store(make_sessionmaker(engine), cipher))
+                yield db
             finally:
-                await engine.dispose()
+                await db.engine.dispose()
         return
     scratch = f"watch_bench_{os.getpid()}_{int(time.time())}"
     admin = create_async_engine(pg_url, isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as conn:
             await conn.exec_driver_sql(f'CREATE DATABASE "{scratch}"')
-        url = make_url(pg_url).set(database=scratch).render_as_string(hide_password=False)
-        engine = create_engine(url)
         try:
-            await migrate(engine)
-            yield Db(kind, url, engine, Store(make_sessionmaker(engine), cipher))
+            url = make_url(pg_url).set(database=scratch).render_as_string(hide_password=False)
+            db = await attach_db(kind, url, key)
+            try:
+                yield db
+            finally:
+                await db.engine.dispose()
         finally:
-            await engine.dispose()
             async with admin.connect() as conn:
                 await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
     finally:
         await admin.dispose()
 
 
-async def postgres_reachable(pg_url: str) -> str | None:
-    """None when it answers, else why not."""
+async def postgres_unreachable(pg_url: str) -> str | None:
+    """None when PostgreSQL answers, else why not."""
     engine = create_async_engine(pg_url)
     try:
-        async with asyncio.timeout(5):
-            async with engine.connect() as conn:
-                await conn.exec_driver_sql("SELECT 1")
+        async with asyncio.timeout(5), engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
         return None
-    except Exception as exc:  # anything at all: the benchmark then runs without it
+    except Exception as exc:  # anything: the benchmark then says so and skips
         return f"{type(exc).__name__}: {exc}"
     finally:
         await engine.dispose()
 
 
-async def seed(db: Db, cipher: Cipher, n: int, *, first_id: int = 1) -> list[str]:
-    """N linked sessions, all due now, inserted with Core in chunks; SIDs encrypted with the
+async def seed(db: Db, n: int, *, first_id: int = 1) -> list[str]:
+    """N linked sessions, all due, inserted with Core in chunks; the SIDs encrypted with the
     real Cipher under each row's own context. Returns the SIDs."""
     now = datetime.now(UTC)
+    cipher = db.cipher
     sids: list[str] = []
     for start in range(first_id, first_id + n, SEED_CHUNK):
         rows = []
@@ -291,12 +409,12 @@ async def seed(db: Db, cipher: Cipher, n: int, *, first_id: int = 1) -> list[str
                     "sid_enc": cipher.encrypt(sid, context=_context(chat_id, "sid")),
                     "ck_enc": cipher.encrypt(sid[-4:], context=_context(chat_id, "ck")),
                     "linked_at": now - timedelta(days=1),
-                    "last_confirmed_at": now - timedelta(seconds=INTERVAL),
-                    "last_checked_at": now - timedelta(seconds=INTERVAL),
+                    "last_confirmed_at": now - timedelta(minutes=15),
+                    "last_checked_at": now - timedelta(minutes=15),
                     "state": "active",
                     "failures": 0,
-                    # Due within the last minute, oldest first, like a backlog.
-                    "next_check_at": now - timedelta(seconds=60) + timedelta(microseconds=chat_id),
+                    # A backlog due within the last minute, oldest first.
+                    "next_check_at": now - timedelta(seconds=60, microseconds=-chat_id),
                     "notice": "none",
                 }
             )
@@ -304,7 +422,7 @@ async def seed(db: Db, cipher: Cipher, n: int, *, first_id: int = 1) -> list[str
             await conn.execute(insert(SESSIONS), rows)
     if db.kind == "postgres":
         async with db.engine.begin() as conn:
-            await conn.exec_driver_sql("ANALYZE spaces_sessions")
+            await conn.exec_driver_sql("ANALYZE spaces_sessions")  # what autovacuum would do
     return sids
 
 
@@ -314,10 +432,10 @@ async def make_all_due(db: Db) -> None:
         await conn.execute(update(SESSIONS).values(next_check_at=past, state="active", failures=0))
 
 
-# -- queries per sweep --------------------------------------------------------------------
+# -- statements per sweep -----------------------------------------------------------------
 
 _PARAM_LIST = re.compile(r"\((?:\?|\$\d+(?:::[A-Z ]+)?)(?:, (?:\?|\$\d+(?:::[A-Z ]+)?))+\)")
-_QUALIFIER = re.compile(r"\b(?:spaces_sessions|chats|meta)\.(?=\w)")
+_QUALIFIER = re.compile(r"\b(?:spaces_sessions|chats|meta|stat_buckets)\.(?=\w)")
 
 
 def shape_of(statement: str) -> str:
@@ -328,6 +446,8 @@ def shape_of(statement: str) -> str:
 
 @dataclass
 class QueryLog:
+    """Counts statements with a `before_cursor_execute` listener on the engine."""
+
     statements: Counter[str] = field(default_factory=Counter)
     rows: Counter[str] = field(default_factory=Counter)  # parameter sets (executemany)
     examples: dict[str, tuple[str, Any]] = field(default_factory=dict)
@@ -345,13 +465,21 @@ class QueryLog:
     def total(self) -> int:
         return sum(self.statements.values())
 
+    @contextlib.contextmanager
+    def listening(self, engine: AsyncEngine) -> Iterator[None]:
+        event.listen(engine.sync_engine, "before_cursor_execute", self)
+        try:
+            yield
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", self)
+
 
 async def explain(db: Db, log: QueryLog) -> list[tuple[str, list[str]]]:
-    """The plans of the watcher's reads, run on the very statements the sweep issued."""
-    wanted = [
-        ("due sessions", lambda s: "next_check_at <=" in s and s.startswith("SELECT")),
+    """The plans of the watcher's reads, for the very statements (and values) it issued."""
+    wanted: list[tuple[str, Callable[[str], bool]]] = [
+        ("due sessions", lambda s: s.startswith("SELECT") and "next_check_at <=" in s),
         ("next due time", lambda s: "min(next_check_at)" in s),
-        ("pending notices", lambda s: "notice =" in s and s.startswith("SELECT")),
+        ("pending notices", lambda s: s.startswith("SELECT") and "notice =" in s),
     ]
     plans: list[tuple[str, list[str]]] = []
     async with db.engine.connect() as conn:
@@ -362,32 +490,31 @@ async def explain(db: Db, log: QueryLog) -> list[tuple[str, list[str]]]:
                 continue
             statement, params = found
             prefix = "EXPLAIN QUERY PLAN " if db.kind == "sqlite" else "EXPLAIN "
-            result = await conn.exec_driver_sql(prefix + statement, tuple(params))
-            rows = result.all()
-            lines = [str(r[-1]) for r in rows] if db.kind == "sqlite" else [str(r[0]) for r in rows]
-            plans.append((label, lines))
+            rows = (await conn.exec_driver_sql(prefix + statement, tuple(params))).all()
+            plans.append((label, [str(r[-1]) for r in rows]))
     return plans
 
 
 # -- the checker --------------------------------------------------------------------------
 
 
-def bench_settings(tg_url: str = "http://127.0.0.1:9", token: str = "123456:BENCH") -> Settings:
-    return Settings(_env_file=None, bot_token=token, telegram_api_url=tg_url)  # type: ignore[call-arg]
-
-
-def make_watch(
-    store: Store, spaces: SpacesClient, bot: Bot, concurrency: int, rate: float = 25.0
-) -> tuple[SessionWatch, TelegramSender]:
-    sender = TelegramSender(bot, rate)
-    notifier = Notifier(store, sender, build_i18n(), [])
-    config = WatchConfig(interval=INTERVAL, concurrency=concurrency, spaces_rate=0)
-    return SessionWatch(store, spaces, notifier, config), sender
+def make_watch(db: Db, spaces: SpacesClient, bot: Bot, concurrency: int) -> SessionWatch:
+    """The watcher exactly as bot.app wires it (services, notifier, sender, owners' stats)."""
+    services = build_services(
+        settings=bench_settings(check_concurrency=concurrency),  # the bot's own is `bot`
+        store=db.store,
+        owners=db.owners,
+        spaces=spaces,
+        cipher=db.cipher,
+        bot=bot,
+        i18n=build_i18n(),
+    )
+    return build_watch(services)
 
 
 async def checker_sweep(
     db: Db,
-    fake_url: str,
+    base: str,
     transport: str,
     concurrency: int,
     n: int,
@@ -395,137 +522,145 @@ async def checker_sweep(
     *,
     log: QueryLog | None = None,
     profile: str | None = None,
+    reset: bool = True,
 ) -> Figure:
-    """One sweep of N due sessions; the figure counts confirmed checks."""
-    await make_all_due(db)
+    """One sweep of N due sessions; errors = sessions not confirmed."""
+    if reset:
+        await make_all_due(db)
     http = spaces_http(transport)
     bot = build_bot(bench_settings())
     try:
-        spaces = SpacesClient(http, fake_url, rid=RID, timeout=TIMEOUT)
-        watch, _ = make_watch(db.store, spaces, bot, concurrency)
-        if log is not None:
-            event.listen(db.engine.sync_engine, "before_cursor_execute", log)
+        spaces = SpacesClient(http, base, rid=RID, timeout=TIMEOUT)
+        watch = make_watch(db, spaces, bot, concurrency)
 
         async def body() -> int:
             with profiled(profile):
                 await watch.sweep()
             return n - watch.totals["confirmed"]
 
-        try:
-            figure = await measured(f"checker ({transport})", n, fake_pid, body)
-        finally:
-            if log is not None:
-                event.remove(db.engine.sync_engine, "before_cursor_execute", log)
-        figure.note = f"outcomes {dict(watch.totals)}"
-        return figure
+        with log.listening(db.engine) if log else contextlib.nullcontext():
+            return await measured(CHECKER_NAMES[transport], n, fake_pid, body)
     finally:
         await http.aclose()
         await bot.session.close()
 
 
 @contextlib.contextmanager
-def profiled(kind: str | None) -> Any:
+def profiled(kind: str | None) -> Iterator[None]:
     if kind is None:
         yield
-        return
-    if kind == "pyinstrument":
+    elif kind == "pyinstrument":
         from pyinstrument import Profiler
 
-        profiler = Profiler(async_mode="enabled", interval=0.0005)
+        profiler = Profiler(async_mode="enabled")
         profiler.start()
         try:
             yield
         finally:
             profiler.stop()
-            print(profiler.output_text(unicode=False, color=False, show_all=False))
-        return
-    import cProfile
-    import pstats
+            print(profiler.output_text(unicode=False, color=False))
+    else:
+        import cProfile
+        import pstats
 
-    prof = cProfile.Profile()
-    prof.enable()
-    try:
-        yield
-    finally:
-        prof.disable()
-        stats = pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime")
-        stats.print_stats(30)
+        prof = cProfile.Profile()
+        prof.enable()
+        try:
+            yield
+        finally:
+            prof.disable()
+            pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(45)
 
 
-async def floors(fake_url: str, sids: Sequence[str], c: int, pid: int | None) -> list[Figure]:
-    out = []
-    for transport in TRANSPORTS:
-        async with spaces_http(transport) as client:
-            name = "floor httpx default pool" if transport == "httpx" else "floor httpx+aiohttp"
-            out.append(
-                await measured(
-                    name, len(sids), pid, lambda cl=client: floor_httpx(cl, fake_url, sids, c)
-                )
+async def throughput(
+    db: Db,
+    base: str,
+    sids: Sequence[str],
+    transports: Sequence[str],
+    concurrency: int,
+    repeat: int,
+    pid: int | None,
+    log: QueryLog | None = None,
+) -> list[Summary]:
+    """Checker and floors in interleaved rounds, so a noisy moment hits all of them. httpx's
+    own pool, several times slower, runs in the first round only (it is the reference)."""
+    figures: list[Figure] = []
+    for round_no in range(repeat):
+        for i, transport in enumerate(transports):
+            if round_no and transport == "httpx" and len(transports) > 1:
+                continue
+            logged = log if round_no == 0 and i == 0 else None
+            figures.append(
+                await checker_sweep(db, base, transport, concurrency, len(sids), pid, log=logged)
             )
-    async with bare_aiohttp() as session:
-        out.append(
-            await measured(
-                "floor bare aiohttp", len(sids), pid, lambda: floor_aiohttp(session, fake_url, sids, c)
-            )
-        )
-    return out
+        figures.extend(await floors(base, sids, concurrency, pid, slow=round_no == 0))
+    return summarise(figures)
 
 
 # -- RSS: a fresh process per size --------------------------------------------------------
 
 
 async def rss_child(args: argparse.Namespace) -> None:
-    """Seed and sweep `args.rss_child` sessions in this (fresh) process; print one JSON line."""
-    start = rss_kb()
-    cipher = Cipher.from_strings([generate_key()])
-    async with open_db(args.db, cipher, args.pg_url) as db:
-        wall0 = time.perf_counter()
-        await seed(db, cipher, args.rss_child)
-        seed_wall = time.perf_counter() - wall0
+    """One sweep of `args.rss_child` due sessions in this fresh process; one JSON line out.
+
+    By default the database was seeded by the parent and this process does what the bot
+    does (imports, migrate, sweep); --rss-seed-in-child seeds here first (the seeding's own
+    buffers then count in the peak)."""
+    after_imports = peak_rss_kb()
+    seeded_here = args.db_url is None
+    async with contextlib.AsyncExitStack() as stack:
+        if seeded_here:
+            db = await stack.enter_async_context(open_db(args.db, args.pg_url))
+            await seed(db, args.rss_child)
+        else:
+            db = await attach_db(args.db, args.db_url, os.environ["WATCH_BENCH_KEY"])
+            stack.push_async_callback(db.engine.dispose)
         gc.collect()
-        seeded = rss_kb()
-        figure = await checker_sweep(db, args.fake_url, args.transport, args.concurrency, args.rss_child, None)
+        before_sweep = peak_rss_kb()
+        figure = await checker_sweep(
+            db, args.fake_url, args.transport, args.concurrency, args.rss_child, None, reset=False
+        )
     result = {
         "sessions": args.rss_child,
-        "rss_after_imports_kb": start,
-        "rss_after_seed_kb": seeded,
-        "rss_peak_kb": rss_kb(),
-        "seed_s": round(seed_wall, 2),
-        "sweep_wall_s": round(figure.wall, 2),
-        "sweep_cpu_s": round(figure.cpu, 2),
+        "seeded_here": seeded_here,
+        "after_imports_kb": after_imports,
+        "before_sweep_kb": before_sweep,
+        "peak_kb": peak_rss_kb(),
+        "sweep_wall_s": figure.wall,
+        "sweep_cpu_s": figure.cpu,
         "errors": figure.errors,
     }
     print(json.dumps(result), flush=True)
 
 
-async def rss_in_fresh_process(
-    n: int, fake_url: str, transport: str, concurrency: int, db: str, pg_url: str
-) -> dict[str, Any]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.watch_bench",
-        "--rss-child",
-        str(n),
-        "--fake-url",
-        fake_url,
-        "--transport",
-        transport,
-        "--concurrency",
-        str(concurrency),
-        "--db",
-        db,
-        "--pg-url",
-        pg_url,
-        cwd=Path(__file__).resolve().parents[1],
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, _ = await asyncio.wait_for(process.communicate(), PHASE_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise RuntimeError(f"the RSS run at {n} sessions took longer than {PHASE_TIMEOUT} s") from None
+async def rss_in_fresh_process(n: int, base: str, args: argparse.Namespace) -> dict[str, Any]:
+    async with contextlib.AsyncExitStack() as stack:
+        env = dict(os.environ)
+        where: list[str] = []
+        if not args.rss_seed_in_child:
+            db = await stack.enter_async_context(open_db(args.db, args.pg_url))
+            await seed(db, n)
+            await db.engine.dispose()  # the child is the only user while it runs
+            env["WATCH_BENCH_KEY"] = db.key
+            where = ["--db-url", db.url]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.watch_bench",
+            *("--rss-child", str(n), "--fake-url", base, "--transport", args.transports[-1]),
+            *("--concurrency", str(args.concurrency), "--db", args.db, "--pg-url", args.pg_url),
+            *where,
+            *(["--gc-freeze"] if args.gc_freeze else []),
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, _ = await asyncio.wait_for(process.communicate(), PHASE_TIMEOUT)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise RuntimeError(f"the RSS run at {n} sessions took over {PHASE_TIMEOUT} s") from None
     if process.returncode != 0:
         raise RuntimeError(f"the RSS run at {n} sessions failed (exit {process.returncode})")
     result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
@@ -535,34 +670,6 @@ async def rss_in_fresh_process(
 # -- notices under Telegram's limit -------------------------------------------------------
 
 
-class RateLimitedTelegram(FakeTelegram):
-    """FakeTelegram that answers 429 (retry_after) when more than `limit` sendMessage arrive
-    within any `window` seconds. Refused calls count as arrivals too (the strict reading)."""
-
-    def __init__(self, *, limit: int = 30, window: float = 1.0, retry_after: int = 1) -> None:
-        super().__init__()
-        self.limit, self.window, self.retry_after = limit, window, retry_after
-        self._arrivals: deque[float] = deque()
-        self.limited = 0
-
-    def _check_fail_rules(self, call: Any) -> None:
-        if call.method == "sendMessage":
-            horizon = call.at - self.window
-            while self._arrivals and self._arrivals[0] <= horizon:
-                self._arrivals.popleft()
-            self._arrivals.append(call.at)
-            super()._check_fail_rules(call)  # injected failures (fail_next) still apply
-            if len(self._arrivals) > self.limit:
-                self.limited += 1
-                raise _ApiError(
-                    429,
-                    f"Too Many Requests: retry after {self.retry_after}",
-                    retry_after=self.retry_after,
-                )
-            return
-        super()._check_fail_rules(call)
-
-
 @dataclass
 class NoticeFigure:
     label: str
@@ -570,11 +677,11 @@ class NoticeFigure:
     delivered: int
     too_many: int
     rate: float
-    peak_window: int
+    busiest_second: int
     wall: float
 
 
-def peak_in_window(times: Sequence[float], window: float = 1.0) -> int:
+def busiest_window(times: Sequence[float], window: float = 1.0) -> int:
     best, lo = 0, 0
     for hi, t in enumerate(times):
         while times[lo] <= t - window:
@@ -584,28 +691,54 @@ def peak_in_window(times: Sequence[float], window: float = 1.0) -> int:
 
 
 async def notices_run(
-    fake_url: str, control: FakeSpacesControl, m: int, concurrency: int, db_kind: str,
-    pg_url: str, *, inject_first_429: bool,
+    base: str, control: FakeSpacesControl, args: argparse.Namespace, *, inject_first_429: bool
 ) -> NoticeFigure:
     """M sessions the fake does not know (it answers 01001): one sweep ends them all and sends
-    M notices through the bot's TelegramSender at its default rate."""
+    M notices through the bot's own TelegramSender at its default rate."""
+    from tests.fakes.telegram_server import FakeTelegram, _ApiError
+
+    class RateLimitedTelegram(FakeTelegram):
+        """429 (retry_after=1) when more than `limit` sendMessage arrive within any 1 s;
+        refused calls count as arrivals too (the strict reading of Telegram's limit)."""
+
+        limit, window, retry_after = 30, 1.0, 1
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._arrivals: deque[float] = deque()
+
+        def _check_fail_rules(self, call: Any) -> None:
+            if call.method == "sendMessage":
+                while self._arrivals and self._arrivals[0] <= call.at - self.window:
+                    self._arrivals.popleft()
+                self._arrivals.append(call.at)
+                super()._check_fail_rules(call)  # injected failures (fail_next) first
+                if len(self._arrivals) > self.limit:
+                    raise _ApiError(
+                        429,
+                        f"Too Many Requests: retry after {self.retry_after}",
+                        retry_after=self.retry_after,
+                    )
+                return
+            super()._check_fail_rules(call)
+
     await control.accept_any_sid(False)
-    cipher = Cipher.from_strings([generate_key()])
-    async with open_db(db_kind, cipher, pg_url) as db, RateLimitedTelegram() as tg:
-        await seed(db, cipher, m, first_id=50_000_000)
+    m = args.notices
+    async with open_db(args.db, args.pg_url) as db, RateLimitedTelegram() as tg:
+        await seed(db, m, first_id=50_000_000)
         if inject_first_429:
             tg.fail_next(
-                "sendMessage", error_code=429, description="Too Many Requests: retry after 1",
+                "sendMessage",
+                error_code=429,
+                description="Too Many Requests: retry after 1",
                 retry_after=1,
             )
-        settings = bench_settings(tg.url, tg.token)
+        settings = bench_settings(bot_token=tg.token, telegram_api_url=tg.url)
         bot = build_bot(settings)
-        http = spaces_http("httpx")
+        http = spaces_http(args.transports[-1])
         try:
-            spaces = SpacesClient(http, fake_url, rid=RID, timeout=TIMEOUT)
-            watch, sender = make_watch(
-                db.store, spaces, bot, concurrency, rate=settings.telegram_rate_per_second
-            )
+            spaces = SpacesClient(http, base, rid=RID, timeout=TIMEOUT)
+            watch = make_watch(db, spaces, bot, args.concurrency)
             wall0 = time.perf_counter()
             await asyncio.wait_for(watch.sweep(), PHASE_TIMEOUT)
             wall = time.perf_counter() - wall0
@@ -615,202 +748,217 @@ async def notices_run(
         sends = [c for c in tg.calls if c.method == "sendMessage"]
         ok = sorted(c.at for c in sends if c.ok)
         span = ok[-1] - ok[0] if len(ok) > 1 else 0.0
-        return NoticeFigure(
-            label="with one injected 429 (retry_after=1) first" if inject_first_429 else "limit only",
-            pending=m,
-            delivered=len(ok),
-            too_many=sum(1 for c in sends if c.status == 429),
-            rate=(len(ok) - 1) / span if span else 0.0,
-            peak_window=peak_in_window(sorted(c.at for c in sends)),
-            wall=wall,
-        )
+    await control.accept_any_sid(True)
+    return NoticeFigure(
+        label="plus one injected 429 first" if inject_first_429 else "limit only",
+        pending=m,
+        delivered=len(ok),
+        too_many=sum(1 for c in sends if c.status == 429),
+        rate=(len(ok) - 1) / span if span else 0.0,
+        busiest_second=busiest_window(sorted(c.at for c in sends)),
+        wall=wall,
+    )
 
 
-# -- cookie isolation on the chosen transport ---------------------------------------------
+# -- cookie isolation ---------------------------------------------------------------------
 
 
-async def cookie_isolation(fake_url: str, transport: str) -> str:
-    """A login's Set-Cookie must never change whose session a later request speaks for
-    (aiohttp's own cookie jar would merge its `sid` over the request's Cookie header)."""
-    async with spaces_http(transport) as http, FakeSpacesControl(fake_url) as control:
+async def cookie_isolation(base: str, http: httpx.AsyncClient) -> str:
+    """After another login's Set-Cookie, does a check still carry its own sid? Asked of
+    `localhost` (a host name: aiohttp's cookie jar ignores cookies from bare IP addresses)."""
+    from tests.fakes.spaces_server import FakeSpacesControl
+
+    host = base.replace("127.0.0.1", "localhost")
+    async with FakeSpacesControl(base) as control:
         await control.add_user("bob", "bobpassword", 2002, "Bob")
-        client = SpacesClient(http, fake_url, rid=RID, timeout=TIMEOUT)
+        client = SpacesClient(http, host, rid=RID, timeout=TIMEOUT)
         alice = await client.login("alice", "secret123")
-        bob = await client.login("bob", "bobpassword")  # its Set-Cookie: sid=<bob's>
+        bob = await client.login("bob", "bobpassword")  # answers Set-Cookie: sid=<bob's>
         checked = await client.check(alice.sid)
         calls = (await control.calls_summary())["calls"]
         sent = [c["sid"] for c in calls if c["method"] == "check"][-1]
         for sid in (alice.sid, bob.sid):
             await control.expire(sid=sid)
-        if checked.user_id != 1001 or sent != alice.sid:
-            raise AssertionError(f"{transport}: alice's check went out as {sent}")
-        return f"{transport}: ok (after another login's Set-Cookie a check carries its own sid)"
+    if checked.user_id == 1001 and sent == alice.sid:
+        return "ok"
+    return "LEAKS: alice's check went out with bob's sid"
 
 
 # -- the whole run ------------------------------------------------------------------------
 
 
-def print_figures(figures: Sequence[Figure], floor_name: str = "floor bare aiohttp") -> None:
-    floor = next((f for f in figures if f.name == floor_name), None)
-    head = f"{'':32} {'checks/s':>9} {'CPU s/1000':>11} {'x bare floor':>13} {'fake CPU s/1000':>16} {'errors':>7}"
-    print(head)
-    for f in figures:
-        ratio = f.cpu_per_1000 / floor.cpu_per_1000 if floor else float("nan")
-        fake = "-" if f.fake_per_1000 is None else f"{f.fake_per_1000:.3f}"
-        print(
-            f"{f.name:32} {f.rate:9.0f} {f.cpu_per_1000:11.3f} {ratio:13.2f} {fake:>16} {f.errors:7d}"
-        )
-
-
 async def main_run(args: argparse.Namespace) -> None:
-    transports = TRANSPORTS if args.transport == "both" else (args.transport,)
-    db_kind = args.db
-    if db_kind == "postgres":
-        why = await postgres_reachable(args.pg_url)
+    from tests.fakes.spaces_server import FakeSpacesProcess
+
+    if args.db == "postgres":
+        why = await postgres_unreachable(args.pg_url)
         if why is not None:
             print(f"PostgreSQL at {args.pg_url} is not reachable ({why}); skipped.")
             return
     print(
         f"== watch benchmark: {args.sessions} sessions, concurrency {args.concurrency}, "
-        f"db {db_kind}, python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+        f"db {args.db}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"load {os.getloadavg()[0]:.2f}{', gc.freeze()' if args.gc_freeze else ''}"
     )
+    started = time.perf_counter()
     async with FakeSpacesProcess() as fake, fake.control() as control:
         pid = fake.process.pid if fake.process else None
-        print(f"fake Spaces: {fake.url} (own process, pid {pid})")
-        for transport in transports:
-            print("cookie isolation", await cookie_isolation(fake.url, transport))
+        print(f"fake Spaces: {fake.url}, own process (pid {pid})")
+        isolation = [(t, spaces_http(t)) for t in args.transports]
+        package = httpx_aiohttp_package()
+        if package is not None:
+            isolation.append(("httpx-aiohttp 0.2 as shipped", package))
+        for name, http in isolation:
+            async with http:
+                print(f"cookie isolation, {name}: {await cookie_isolation(fake.url, http)}")
         await control.accept_any_sid(True)
-        cipher = Cipher.from_strings([generate_key()])
 
-        async with open_db(db_kind, cipher, args.pg_url) as db:
+        async with open_db(args.db, args.pg_url) as db:
             wall0 = time.perf_counter()
-            sids = await seed(db, cipher, args.sessions)
+            sids = await seed(db, args.sessions)
             print(f"seeded {len(sids)} sessions in {time.perf_counter() - wall0:.1f} s")
-
-            # -- throughput
-            figures: list[Figure] = []
             log = QueryLog()
-            for i, transport in enumerate(transports):
-                figures.append(
-                    await checker_sweep(
-                        db, fake.url, transport, args.concurrency, args.sessions, pid,
-                        log=log if i == 0 else None,
-                    )
-                )
-            figures.extend(await floors(fake.url, sids, args.concurrency, pid))
-            print(f"\n-- throughput: one sweep of {args.sessions} due sessions, "
-                  f"concurrency {args.concurrency}, spaces_rate=0")
-            print_figures(figures)
-            for f in figures:
-                if f.note:
-                    print(f"  {f.name}: {f.note}")
+            rows = await throughput(
+                db, fake.url, sids, args.transports, args.concurrency, args.repeat, pid, log
+            )
+            print(
+                f"\n-- throughput: one sweep of {args.sessions} due sessions, concurrency "
+                f"{args.concurrency}, spaces_rate=0; median of {args.repeat} rounds"
+            )
+            print_table(rows)
 
-            # -- queries
-            print(f"\n-- statements in one sweep ({transports[0]}, {args.sessions} due, "
-                  f"batch {WatchConfig(interval=INTERVAL).batch_size}): {log.total}")
+            batch = WatchConfig(interval=1).batch_size
+            print(
+                f"\n-- statements in one sweep ({CHECKER_NAMES[args.transports[0]]}, "
+                f"{args.sessions} due, batch {batch}): {log.total}"
+            )
             for shape, count in log.statements.most_common():
-                rows = log.rows[shape]
-                many = f" ({rows} rows, executemany)" if rows != count else ""
-                print(f"  {count:6d} x{many} {shape[:220]}")
-            print("\n-- query plans (the statements above, as issued)")
+                n_rows = log.rows[shape]
+                many = f" ({n_rows} rows, executemany)" if n_rows != count else ""
+                print(f"  {count:6d} x{many} {shape[:240]}")
+            print("\n-- query plans of those statements, as issued")
             for label, lines in await explain(db, log):
                 print(f"  {label}:")
                 for line in lines:
                     print(f"    {line}")
 
             if args.profile:
-                print(f"\n-- profile of one sweep ({transports[0]})")
+                print(f"\n-- profile of one sweep ({CHECKER_NAMES[args.transports[-1]]})")
                 await checker_sweep(
-                    db, fake.url, transports[0], args.concurrency, args.sessions, pid,
+                    db,
+                    fake.url,
+                    args.transports[-1],
+                    args.concurrency,
+                    args.sessions,
+                    pid,
                     profile=args.profile,
                 )
 
-        # -- transports by concurrency
         if args.compare:
             n = args.compare_n
-            print(f"\n-- by concurrency: {n} checks each")
-            async with open_db(db_kind, cipher, args.pg_url) as db:
-                sids = await seed(db, cipher, n)
+            print(f"\n-- by concurrency: {n} checks, median of {args.repeat} rounds")
+            async with open_db(args.db, args.pg_url) as db:
+                sids = await seed(db, n)
                 for c in args.compare:
-                    rows = [await checker_sweep(db, fake.url, t, c, n, pid) for t in transports]
-                    rows += await floors(fake.url, sids, c, pid)
-                    print(f"concurrency {c}:")
-                    print_figures(rows)
+                    print(f"  concurrency {c}:")
+                    print_table(
+                        await throughput(db, fake.url, sids, args.transports, c, args.repeat, pid)
+                    )
 
-        # -- RSS
         if args.rss_sizes:
-            print("\n-- peak RSS, fresh process per size (seed + one full sweep)")
+            what = "seeds and sweeps" if args.rss_seed_in_child else "sweeps (seeded by this one)"
+            print(
+                f"\n-- peak RSS (VmHWM) of a fresh process that {what}; "
+                f"{CHECKER_NAMES[args.transports[-1]]}, concurrency {args.concurrency}"
+            )
             for n in args.rss_sizes:
-                r = await rss_in_fresh_process(
-                    n, fake.url, transports[0], args.concurrency, db_kind, args.pg_url
-                )
-                rate = n / r["sweep_wall_s"] if r["sweep_wall_s"] else 0
+                r = await rss_in_fresh_process(n, fake.url, args)
+                mb = {k: r[k] / 1024 for k in ("after_imports_kb", "before_sweep_kb", "peak_kb")}
                 print(
-                    f"  {n:7d} sessions: peak {r['rss_peak_kb'] / 1024:6.1f} MB "
-                    f"(after imports {r['rss_after_imports_kb'] / 1024:.1f} MB, after seeding "
-                    f"{r['rss_after_seed_kb'] / 1024:.1f} MB); seed {r['seed_s']} s, sweep "
-                    f"{r['sweep_wall_s']} s = {rate:.0f} checks/s, "
+                    f"  {n:7d} sessions: peak {mb['peak_kb']:6.1f} MB (after imports "
+                    f"{mb['after_imports_kb']:.1f}, before the sweep {mb['before_sweep_kb']:.1f}, "
+                    f"sweep +{mb['peak_kb'] - mb['before_sweep_kb']:.1f}); sweep "
+                    f"{r['sweep_wall_s']:.1f} s = {n / r['sweep_wall_s']:.0f} checks/s, "
                     f"{r['sweep_cpu_s'] / n * 1000:.3f} CPU s/1000, errors {r['errors']}"
                 )
 
-        # -- notices
         if args.notices:
             print(
-                f"\n-- expiry notices: {args.notices} sessions end in one sweep; fake Telegram "
-                "answers 429 (retry_after=1) above 30 sendMessage in any 1 s; sender at the "
-                "default 25/s"
+                f"\n-- expiry notices: {args.notices} sessions end in one sweep; the fake "
+                "Telegram answers 429 (retry_after=1) above 30 sendMessage in any 1 s; "
+                f"sender at the default {bench_settings().telegram_rate_per_second:g}/s"
             )
             for inject in (False, True):
-                nf = await notices_run(
-                    fake.url, control, args.notices, args.concurrency, db_kind, args.pg_url,
-                    inject_first_429=inject,
-                )
+                nf = await notices_run(fake.url, control, args, inject_first_429=inject)
                 print(
-                    f"  {nf.label:45} delivered {nf.delivered}/{nf.pending}, "
-                    f"{nf.rate:.1f} notices/s, 429s: {nf.too_many}, "
-                    f"busiest 1 s: {nf.peak_window} sendMessage, sweep {nf.wall:.1f} s"
+                    f"  {nf.label:30} delivered {nf.delivered}/{nf.pending}, "
+                    f"{nf.rate:.1f} notices/s, 429s: {nf.too_many}, busiest 1 s: "
+                    f"{nf.busiest_second} sendMessage, sweep {nf.wall:.1f} s"
                 )
+    print(f"\n(total {time.perf_counter() - started:.0f} s)")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sessions", type=int, default=10_000, help="N, 1000..100000 (default 10000)")
-    p.add_argument("--concurrency", type=int, default=16)
-    p.add_argument("--transport", choices=[*TRANSPORTS, "both"], default="both")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--sessions", type=int, default=10_000, help="N: 1000..100000 (10000)")
+    p.add_argument("--concurrency", type=int, default=16, help="checks in flight (16)")
+    p.add_argument(
+        "--transport",
+        choices=[*TRANSPORTS, "both"],
+        default="both",
+        help="the checker's HTTP pool: httpx's own, the bot's aiohttp one, or both (both)",
+    )
     p.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     p.add_argument("--pg-url", default=PG_URL)
+    p.add_argument("--repeat", type=int, default=3, help="rounds; medians are printed (3)")
+    p.add_argument("--rss-sizes", default="10000,100000", help="comma-separated; '' skips")
+    p.add_argument("--notices", type=int, default=300, help="M expiry notices; 0 skips (300)")
     p.add_argument(
-        "--rss-sizes", default="10000,100000", help="comma-separated; empty to skip"
+        "--compare", default="1,50", help="more concurrency levels, comma-separated; '' skips"
     )
-    p.add_argument("--notices", type=int, default=300, help="M expiry notices; 0 to skip")
-    p.add_argument(
-        "--compare", default="1,16,50", help="concurrency levels for the transport table; empty to skip"
-    )
-    p.add_argument("--compare-n", type=int, default=3000)
+    p.add_argument("--compare-n", type=int, default=2000, help="checks per level (2000)")
     p.add_argument("--profile", choices=["cprofile", "pyinstrument"])
-    p.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    # internal: one RSS measurement in a fresh process
-    p.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--fake-url", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() after startup (a proposal for bot.app.run; see bench/README.md)",
+    )
+    p.add_argument("--quick", action="store_true", help="small sizes, one round: a smoke run")
+    p.add_argument(
+        "--rss-seed-in-child",
+        action="store_true",
+        help="seed inside the measured process too (default: the parent seeds)",
+    )
+    p.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)  # internal
+    p.add_argument("--fake-url", help=argparse.SUPPRESS)  # internal
+    p.add_argument("--db-url", help=argparse.SUPPRESS)  # internal
     args = p.parse_args(argv)
     if args.quick:
-        args.sessions, args.rss_sizes, args.notices = 1000, "1000,3000", 40
-        args.compare, args.compare_n = "1,16", 500
-    if args.rss_child is None and not 100 <= args.sessions <= 100_000:
-        p.error("--sessions must be between 100 and 100000")
+        args.sessions, args.rss_sizes, args.notices, args.repeat = 1000, "1000,3000", 40, 1
+        args.compare, args.compare_n = "1", 500
+    args.transports = TRANSPORTS if args.transport == "both" else (args.transport,)
+    if args.rss_child is None and not 1000 <= args.sessions <= 100_000:
+        p.error("--sessions must be between 1000 and 100000")
     args.rss_sizes = [int(x) for x in str(args.rss_sizes).split(",") if x.strip()]
     args.compare = [int(x) for x in str(args.compare).split(",") if x.strip()]
     if any(not 0 < n <= 100_000 for n in args.rss_sizes):
         p.error("--rss-sizes must be between 1 and 100000")
+    if not 1 <= args.repeat <= 10 or not 1 <= args.concurrency <= 256:
+        p.error("--repeat must be 1..10 and --concurrency 1..256")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(level=logging.WARNING, format="  [log] %(name)s: %(message)s")
     args = parse_args(argv)
-    if args.rss_child is not None:
-        asyncio.run(rss_child(args))
-    else:
-        asyncio.run(main_run(args))
+    if args.gc_freeze:
+        # What the bot could do once wired: aiogram's ~250k objects leave the collector's
+        # sight, so the full collections a sweep triggers no longer walk them.
+        gc.collect()
+        gc.freeze()
+    asyncio.run(rss_child(args) if args.rss_child is not None else main_run(args))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable
@@ -20,7 +21,13 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
@@ -45,6 +52,7 @@ from bot.services.notifier import Notifier, TelegramSender
 from bot.services.owners import OwnerService
 from bot.services.watch import SessionWatch, WatchConfig
 from bot.spaces import SpacesClient
+from bot.spaces.transport import AiohttpTransport
 from bot.storage.crypto import Cipher, resolve_keys
 from bot.storage.engine import create_engine, make_sessionmaker, migrate
 from bot.storage.owners import OwnerStore
@@ -304,11 +312,42 @@ async def prepare_store(
     return store, OwnerStore(sessionmaker), cipher
 
 
+async def wait_for_telegram(bot: Bot, max_delay: float = 60.0) -> bool:
+    """Check the token before anything starts; wait while Telegram cannot be reached.
+
+    Returns False when a stop signal came while waiting. A refused token is a StartupError.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                await bot.get_me()
+                return True
+            except TelegramUnauthorizedError:
+                raise StartupError(
+                    "BOT_TOKEN was refused by Telegram: copy the token again from @BotFather."
+                ) from None
+            except (TelegramNetworkError, TelegramServerError, TelegramRetryAfter) as exc:
+                log.warning("Telegram cannot be reached (%s); trying again in %.0f s", exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(max_delay, delay * 2)
+        return False
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
 def build_http_client(settings: Settings) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.spaces_timeout_seconds),
         follow_redirects=False,
         headers={"User-Agent": f"spaces-bridge-bot/{VERSION}"},
+        transport=AiohttpTransport(),
     )
 
 
@@ -326,6 +365,8 @@ async def run(settings: Settings) -> None:
         )
         bot = build_bot(settings)
         stack.push_async_callback(bot.session.close)
+        if not await wait_for_telegram(bot):
+            return
         fsm_storage = build_fsm_storage(settings)
         stack.push_async_callback(fsm_storage.close)
 

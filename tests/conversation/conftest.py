@@ -6,14 +6,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import Update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.app import Services, build_bot, build_dispatcher, build_services
+from bot.app import Services, build_bot, build_dispatcher, build_http_client, build_services
 from bot.config import Settings
 from bot.locales import PoI18n, build_i18n
 from bot.spaces import SpacesClient
@@ -122,7 +121,7 @@ async def harness(
         admin_ids=str(ADMIN),
         **settings_overrides,
     )
-    async with httpx.AsyncClient() as http:
+    async with build_http_client(settings) as http:  # the production transport
         spaces = SpacesClient(http, settings.spaces_base_url, rid=settings.spaces_rid, timeout=2)
         bot = build_bot(settings)
         i18n = build_i18n()

@@ -234,3 +234,27 @@ async def test_expiry_is_reported_within_two_intervals_and_an_outage_says_nothin
     finally:
         code = await bot.stop()
     assert code == 0
+
+
+async def test_a_refused_token_exits_2_with_one_line(
+    fakes: tuple[FakeTelegram, FakeSpaces], tmp_path: Path
+) -> None:
+    tg, spaces = fakes
+    env = bot_env(tg, spaces, tmp_path, generate_key())
+    bot = BotProcess({**env, "BOT_TOKEN": "999:not-the-token"})
+    await bot.start()
+    assert await bot.wait() == 2
+    log = bot.stderr.decode()
+    errors = [line for line in log.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "BOT_TOKEN" in errors[0], log
+    assert "Traceback" not in log and "not-the-token" not in log
+
+
+async def test_sigterm_while_starting_exits_0(
+    fakes: tuple[FakeTelegram, FakeSpaces], tmp_path: Path
+) -> None:
+    tg, spaces = fakes
+    bot = BotProcess(bot_env(tg, spaces, tmp_path, generate_key()))
+    await bot.start()
+    await asyncio.sleep(1.0)  # still importing
+    assert await bot.stop() == 0

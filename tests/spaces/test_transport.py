@@ -1,0 +1,90 @@
+"""The Spaces client over the aiohttp transport the bot uses, against the fake Spaces."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from bot.spaces import SpacesClient, SpacesUnavailable
+from bot.spaces.transport import AiohttpTransport
+from tests.fakes.spaces_server import FakeSpaces
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSpaces]:
+    async with FakeSpaces() as server:
+        yield server
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=AiohttpTransport(), follow_redirects=False) as client:
+        yield client
+
+
+def client(http: httpx.AsyncClient, url: str, timeout: float = 2.0) -> SpacesClient:
+    return SpacesClient(http, url, rid="rid", timeout=timeout)
+
+
+async def test_login_check_logout(fake: FakeSpaces, http: httpx.AsyncClient) -> None:
+    spaces = client(http, fake.url)
+    account = await spaces.login("alice", "secret123")
+    assert (await spaces.check(account.sid)).nickname == "Alice"
+    await spaces.logout(account.sid)
+    with pytest.raises(Exception) as gone:
+        await spaces.check(account.sid)
+    assert getattr(gone.value, "is_session_gone", False)
+
+
+async def test_no_cookie_is_kept_between_requests(
+    fake: FakeSpaces, http: httpx.AsyncClient
+) -> None:
+    spaces = client(http, fake.url)
+    first = await spaces.login("alice", "secret123")  # the fake answers Set-Cookie: sid=…
+    fake.state.add_user("bob", "secret456", 2002, "Bob")
+    second = await spaces.login("bob", "secret456")
+    assert (await spaces.check(first.sid)).nickname == "Alice"
+    assert (await spaces.check(second.sid)).nickname == "Bob"
+    sids = [c.sid for c in fake.state.calls if c.method == "check"]
+    assert sids == [first.sid, second.sid]
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [("http500", "http_status"), ("html", "not_json"), ("badjson", "not_json")],
+)
+async def test_faults_map_to_reasons(
+    fake: FakeSpaces, http: httpx.AsyncClient, mode: str, reason: str
+) -> None:
+    fake.state.set_mode(mode)
+    with pytest.raises(SpacesUnavailable) as err:
+        await client(http, fake.url).check("1234")
+    assert err.value.reason == reason
+
+
+async def test_timeout_is_a_timeout(fake: FakeSpaces, http: httpx.AsyncClient) -> None:
+    fake.state.set_mode("timeout")
+    with pytest.raises(SpacesUnavailable) as err:
+        await client(http, fake.url, timeout=0.3).check("1234")
+    assert err.value.reason == "timeout"
+    fake.state.set_mode("ok")
+
+
+async def test_refused_connection_is_a_network_error(http: httpx.AsyncClient) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(SpacesUnavailable) as err:
+        await client(http, f"http://127.0.0.1:{port}").check("1234")
+    assert err.value.reason == "network"
+
+
+async def test_captcha_over_aiohttp(fake: FakeSpaces, http: httpx.AsyncClient) -> None:
+    image = await client(http, fake.url).fetch_captcha(f"{fake.url}/captcha/123.png?1")
+    assert image.startswith(b"\x89PNG")
+    tiny = SpacesClient(http, fake.url, rid="rid", timeout=2, captcha_max_bytes=10)
+    with pytest.raises(SpacesUnavailable):
+        await tiny.fetch_captcha(f"{fake.url}/captcha/123.png?1")
