@@ -586,10 +586,10 @@ async def throughput(
     own pool, several times slower, runs in the first round only (it is the reference)."""
     figures: list[Figure] = []
     for round_no in range(repeat):
-        for i, transport in enumerate(transports):
+        for transport in transports:
             if round_no and transport == "httpx" and len(transports) > 1:
                 continue
-            logged = log if round_no == 0 and i == 0 else None
+            logged = log if round_no == 0 and transport == transports[-1] else None
             figures.append(
                 await checker_sweep(db, base, transport, concurrency, len(sids), pid, log=logged)
             )
@@ -829,7 +829,7 @@ async def main_run(args: argparse.Namespace) -> None:
 
             batch = WatchConfig(interval=1).batch_size
             print(
-                f"\n-- statements in one sweep ({CHECKER_NAMES[args.transports[0]]}, "
+                f"\n-- statements in one sweep ({CHECKER_NAMES[args.transports[-1]]}, "
                 f"{args.sessions} due, batch {batch}): {log.total}"
             )
             for shape, count in log.statements.most_common():

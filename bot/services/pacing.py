@@ -26,11 +26,12 @@ class RateLimiter:
             return
         async with self._lock:
             now = time.monotonic()
-            wait = self._next - now
-            if wait > 0:
-                await asyncio.sleep(wait)
-                now = time.monotonic()
-            self._next = max(now, self._next) + self._interval
+            start = max(now, self._next)
+            # The next slot counts from this slot's own time, not from a late wake-up,
+            # so the rate does not drift below what was asked.
+            self._next = start + self._interval
+            if start > now:
+                await asyncio.sleep(start - now)
 
     def pause(self, seconds: float) -> None:
         """Nobody gets a slot for `seconds` from now (Telegram's retry_after)."""
