@@ -154,10 +154,15 @@ async def got_password(
         return
     login = (await state.get_data()).get("login")
     if not isinstance(login, str):
-        await state.clear()
-        await message.answer(i18n.text("login-expired"), reply_markup=login_keyboard(i18n))
+        await _start_over(message, state, i18n)
         return
     await _attempt(message, state, bot, i18n, login_service, password_seal, login, password)
+
+
+async def _start_over(message: Message, state: FSMContext, i18n: PoI18n) -> None:
+    """The step lost what it needed (a restart, or the kept password expired)."""
+    await state.clear()
+    await message.answer(i18n.text("login-expired"), reply_markup=login_keyboard(i18n))
 
 
 async def _delete_secret_message(message: Message, bot: Bot, i18n: PoI18n) -> None:
@@ -190,8 +195,7 @@ async def got_captcha(
     except PendingExpired:
         password = None
     if not isinstance(login, str) or password is None:
-        await state.clear()
-        await message.answer(i18n.text("login-expired"), reply_markup=login_keyboard(i18n))
+        await _start_over(message, state, i18n)
         return
     await _attempt(message, state, bot, i18n, login_service, password_seal, login, password, code)
 

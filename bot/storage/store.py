@@ -435,14 +435,14 @@ class Store:
         return self._cipher.encrypt(plaintext, context=context)
 
     def _sid_of(self, row: SpacesSession) -> str | None:
-        try:
-            return self._cipher.decrypt(row.sid_enc, context=_context(row.chat_id, "sid"))
-        except DecryptError:
-            return None
+        return self._open(row, row.sid_enc, "sid")
 
     def _ck_of(self, row: SpacesSession) -> str | None:
+        return self._open(row, row.ck_enc, "ck")
+
+    def _open(self, row: SpacesSession, token: str, field_name: str) -> str | None:
         try:
-            return self._cipher.decrypt(row.ck_enc, context=_context(row.chat_id, "ck"))
+            return self._cipher.decrypt(token, context=_context(row.chat_id, field_name))
         except DecryptError:
             return None
 

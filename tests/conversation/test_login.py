@@ -178,3 +178,14 @@ async def test_start_and_help(h: Harness) -> None:
     assert texts(calls) == [h.t("help")]
     calls = await h.say("/help", language_code="ru")
     assert texts(calls) == [h.t("help", "ru")]
+
+
+async def test_a_captcha_answered_too_late_starts_over(h: Harness) -> None:
+    h.spaces.state.set_captcha("alice", True, "4242")
+    h.services.password_seal._ttl = -1  # the kept password is already out of date
+    await walk_to_password(h)
+    await h.say("secret123")
+    calls = await h.say("4242")
+    assert texts(calls) == [h.t("login-expired")]
+    assert await h.state() is None
+    assert h.spaces.state.calls_summary()["counts"]["login"] == 1  # no attempt without it
