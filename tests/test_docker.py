@@ -163,6 +163,17 @@ def test_env_example_lists_only_real_settings() -> None:
     assert keys <= SETTINGS, sorted(keys - SETTINGS)
 
 
+def test_every_setting_is_documented_in_env_example_and_readme() -> None:
+    listed = {
+        line.split("=", 1)[0].strip()
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line.strip() and not line.startswith("#") and "=" in line
+    }
+    readme = (ROOT / "README.md").read_text()
+    assert sorted(SETTINGS - listed) == []
+    assert sorted(k for k in SETTINGS if f"`{k}`" not in readme) == []
+
+
 def test_compose_config_when_docker_compose_is_available() -> None:
     docker = shutil.which("docker")
     if docker is None:
