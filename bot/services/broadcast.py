@@ -95,15 +95,8 @@ class BroadcastService:
         records = await self._owners.take_interrupted_broadcasts(utcnow())
         for record in records:
             locale = await self._locale(record.admin_chat_id)
-            text = self._i18n.text(
-                "broadcast-interrupted",
-                locale,
-                id=record.id,
-                sent=record.sent,
-                failed=record.failed,
-                blocked=record.blocked,
-                total=record.total,
-            )
+            tally = _Tally(record.sent, record.failed, record.blocked)
+            text = self._tally_text("broadcast-interrupted", locale, record, tally)
             button = InlineKeyboardButton(
                 text=self._i18n.text("button-resume", locale),
                 callback_data=f"{RESUME_PREFIX}{record.id}",
@@ -191,15 +184,7 @@ class BroadcastService:
         final: str | None = None,
     ) -> int | None:
         key = {None: "broadcast-progress", "done": "broadcast-done"}.get(final, "broadcast-stopped")
-        text = self._i18n.text(
-            key,
-            locale,
-            id=record.id,
-            sent=tally.sent,
-            failed=tally.failed,
-            blocked=tally.blocked,
-            total=record.total,
-        )
+        text = self._tally_text(key, locale, record, tally)
         markup = None
         if final is None:
             button = InlineKeyboardButton(
@@ -218,6 +203,17 @@ class BroadcastService:
             # Progress is a courtesy: a failed edit never stops the broadcast.
             log.info("broadcast %s progress not shown: %s", record.id, exc)
         return message_id
+
+    def _tally_text(self, key: str, locale: str, record: BroadcastRecord, tally: _Tally) -> str:
+        return self._i18n.text(
+            key,
+            locale,
+            id=record.id,
+            sent=tally.sent,
+            failed=tally.failed,
+            blocked=tally.blocked,
+            total=record.total,
+        )
 
     async def _locale(self, chat_id: int) -> str:
         chosen, reported = await self._store.chat_languages(chat_id)
