@@ -46,11 +46,13 @@ from sqlalchemy import event, insert, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bot.app import VERSION, build_bot, build_http_client, build_services, build_watch
+from bot.app import VERSION, build_bot, build_services, build_spaces_client, build_watch
 from bot.config import Settings
 from bot.locales import build_i18n
 from bot.services.watch import SessionWatch, WatchConfig
 from bot.spaces import SpacesClient
+from bot.spaces.client import _multipart
+from bot.spaces.transport import AiohttpTransport
 from bot.storage.crypto import Cipher, generate_key
 from bot.storage.engine import create_engine, make_sessionmaker, migrate
 from bot.storage.owners import OwnerStore
@@ -67,10 +69,12 @@ TIMEOUT = 10.0
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 TRANSPORTS = ("httpx", "aiohttp")
 CHECKER_NAMES = {
-    "httpx": "checker, httpx default pool",
-    "aiohttp": "checker, bot (aiohttp pool)",
+    "httpx": "checker, httpx's own pool",
+    "aiohttp": "checker, bot (aiohttp transport)",
 }
 BARE_FLOOR = "floor: bare aiohttp"
+SAME_FLOOR = "floor: httpx request on the bot's transport"
+PROFILE_SORT = os.environ.get("BENCH_PROFILE_SORT", "tottime")  # or "cumulative"
 SEED_CHUNK = 5_000
 PHASE_TIMEOUT = 900.0  # no single phase may run longer than this
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -88,6 +92,7 @@ def bench_settings(**overrides: Any) -> Settings:
         "telegram_api_url": "http://127.0.0.1:9",  # unused unless a notice is sent
         "spaces_timeout_seconds": TIMEOUT,
         "spaces_rate_per_second": 0,  # the rate limit lifted
+        "spaces_rid": RID,
         **overrides,
     }
     return Settings(_env_file=None, **values)
@@ -96,25 +101,35 @@ def bench_settings(**overrides: Any) -> Settings:
 # -- HTTP clients -------------------------------------------------------------------------
 
 
-def spaces_http(transport: str) -> httpx.AsyncClient:
-    """The bot's Spaces HTTP client: as bot.app builds it ("aiohttp"), or as it was built
-    before, on httpx's own connection pool ("httpx")."""
-    if transport == "aiohttp":
-        return build_http_client(bench_settings())
+def spaces_transport(kind: str) -> httpx.AsyncBaseTransport:
+    """The Spaces client's transport: the bot's, on aiohttp's pool ("aiohttp"), or httpx's
+    own connection pool ("httpx")."""
+    if kind == "aiohttp":
+        return AiohttpTransport()
+    return httpx.AsyncHTTPTransport()
+
+
+def httpx_client(transport: httpx.AsyncBaseTransport) -> httpx.AsyncClient:
+    """An httpx client as the Spaces client used one before it spoke to the transport."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(TIMEOUT),
         follow_redirects=False,
         headers={"User-Agent": f"spaces-bridge-bot/{VERSION}"},
+        transport=transport,
     )
 
 
-def httpx_aiohttp_package() -> httpx.AsyncClient | None:
-    """httpx on the `httpx-aiohttp` package's transport (a floor only), if it is installed."""
+def httpx_aiohttp_package() -> httpx.AsyncBaseTransport | None:
+    """The `httpx-aiohttp` package's transport (a floor only), if it is installed."""
     try:
-        from httpx_aiohttp import AiohttpTransport
+        from httpx_aiohttp import AiohttpTransport as PackageTransport
     except ImportError:
         return None
-    return httpx.AsyncClient(timeout=httpx.Timeout(TIMEOUT), transport=AiohttpTransport())
+    return PackageTransport()
+
+
+def spaces_client(transport: httpx.AsyncBaseTransport, base: str) -> SpacesClient:
+    return build_spaces_client(bench_settings(spaces_base_url=base), transport)
 
 
 def bare_aiohttp() -> aiohttp.ClientSession:
@@ -225,7 +240,7 @@ def summarise(figures: Sequence[Figure]) -> list[Summary]:
 def print_table(rows: Sequence[Summary]) -> None:
     checker = next((r for r in rows if r.name.startswith("checker, bot")), None)
     bare = next((r for r in rows if r.name == BARE_FLOOR), None)
-    same = next((r for r in rows if r.name == "floor: httpx on the bot's aiohttp pool"), None)
+    same = next((r for r in rows if r.name == SAME_FLOOR), None)
     print(
         f"  {'':40} {'checks/s':>8} {'CPU s/1000':>10} {'(min)':>7} {'x bare':>7} "
         f"{'fake CPU/1000':>13} {'errors':>6}"
@@ -285,6 +300,36 @@ async def floor_httpx(client: httpx.AsyncClient, base: str, sids: Sequence[str],
     return await run_workers(c, sids, one)
 
 
+async def floor_transport(
+    transport: httpx.AsyncBaseTransport, base: str, sids: Sequence[str], c: int
+) -> int:
+    url = httpx.URL(f"{base}/neoapi/session")
+    extensions = {"timeout": dict.fromkeys(("connect", "read", "write", "pool"), TIMEOUT)}
+
+    async def one(sid: str) -> bool:
+        # What SpacesClient._call sends now: an httpx.Request straight to the transport.
+        body, content_type = _multipart(_FORM)
+        request = httpx.Request(
+            "POST",
+            url,
+            headers=[
+                *_HEADERS.items(),
+                ("Content-Type", content_type),
+                ("Cookie", f"json=1; sid={sid}"),
+            ],
+            content=body,
+            extensions=extensions,
+        )
+        response = await transport.handle_async_request(request)
+        try:
+            content = await response.aread()
+        finally:
+            await response.aclose()
+        return response.status_code == 200 and b'"code":"00000"' in content
+
+    return await run_workers(c, sids, one)
+
+
 async def floor_aiohttp(
     session: aiohttp.ClientSession, base: str, sids: Sequence[str], c: int
 ) -> int:
@@ -306,16 +351,18 @@ async def floors(
     base: str, sids: Sequence[str], c: int, pid: int | None, *, slow: bool = True
 ) -> list[Figure]:
     out = []
-    clients: list[tuple[str, httpx.AsyncClient | None]] = [
-        ("floor: httpx default pool", spaces_http("httpx") if slow else None),
-        ("floor: httpx on httpx-aiohttp 0.2", httpx_aiohttp_package()),
-        ("floor: httpx on the bot's aiohttp pool", spaces_http("aiohttp")),
-    ]
     n = len(sids)
-    for name, client in clients:
-        if client is not None:
-            async with client as cl:
+    clients: list[tuple[str, httpx.AsyncBaseTransport | None]] = [
+        ("floor: httpx client, httpx's own pool", spaces_transport("httpx") if slow else None),
+        ("floor: httpx client on httpx-aiohttp 0.2", httpx_aiohttp_package()),
+        ("floor: httpx client on the bot's transport", spaces_transport("aiohttp")),
+    ]
+    for name, transport in clients:
+        if transport is not None:
+            async with httpx_client(transport) as cl:
                 out.append(await measured(name, n, pid, lambda: floor_httpx(cl, base, sids, c)))
+    async with spaces_transport("aiohttp") as tr:
+        out.append(await measured(SAME_FLOOR, n, pid, lambda: floor_transport(tr, base, sids, c)))
     async with bare_aiohttp() as ses:
         out.append(await measured(BARE_FLOOR, n, pid, lambda: floor_aiohttp(ses, base, sids, c)))
     return out
@@ -527,10 +574,10 @@ async def checker_sweep(
     """One sweep of N due sessions; errors = sessions not confirmed."""
     if reset:
         await make_all_due(db)
-    http = spaces_http(transport)
+    http = spaces_transport(transport)
     bot = build_bot(bench_settings())
     try:
-        spaces = SpacesClient(http, base, rid=RID, timeout=TIMEOUT)
+        spaces = spaces_client(http, base)
         watch = make_watch(db, spaces, bot, concurrency)
 
         async def body() -> int:
@@ -569,7 +616,9 @@ def profiled(kind: str | None) -> Iterator[None]:
             yield
         finally:
             prof.disable()
-            pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(45)
+            pstats.Stats(prof, stream=sys.stdout).sort_stats(
+                os.environ.get("BENCH_SORT", "tottime")
+            ).print_stats(int(os.environ.get("BENCH_ROWS", "45")))
 
 
 async def throughput(
@@ -735,9 +784,9 @@ async def notices_run(
             )
         settings = bench_settings(bot_token=tg.token, telegram_api_url=tg.url)
         bot = build_bot(settings)
-        http = spaces_http(args.transports[-1])
+        http = spaces_transport(args.transports[-1])
         try:
-            spaces = SpacesClient(http, base, rid=RID, timeout=TIMEOUT)
+            spaces = spaces_client(http, base)
             watch = make_watch(db, spaces, bot, args.concurrency)
             wall0 = time.perf_counter()
             await asyncio.wait_for(watch.sweep(), PHASE_TIMEOUT)
@@ -763,7 +812,7 @@ async def notices_run(
 # -- cookie isolation ---------------------------------------------------------------------
 
 
-async def cookie_isolation(base: str, http: httpx.AsyncClient) -> str:
+async def cookie_isolation(base: str, http: httpx.AsyncBaseTransport) -> str:
     """After another login's Set-Cookie, does a check still carry its own sid? Asked of
     `localhost` (a host name: aiohttp's cookie jar ignores cookies from bare IP addresses)."""
     from tests.fakes.spaces_server import FakeSpacesControl
@@ -771,7 +820,7 @@ async def cookie_isolation(base: str, http: httpx.AsyncClient) -> str:
     host = base.replace("127.0.0.1", "localhost")
     async with FakeSpacesControl(base) as control:
         await control.add_user("bob", "bobpassword", 2002, "Bob")
-        client = SpacesClient(http, host, rid=RID, timeout=TIMEOUT)
+        client = spaces_client(http, host)
         alice = await client.login("alice", "secret123")
         bob = await client.login("bob", "bobpassword")  # answers Set-Cookie: sid=<bob's>
         checked = await client.check(alice.sid)
@@ -804,7 +853,7 @@ async def main_run(args: argparse.Namespace) -> None:
     async with FakeSpacesProcess() as fake, fake.control() as control:
         pid = fake.process.pid if fake.process else None
         print(f"fake Spaces: {fake.url}, own process (pid {pid})")
-        isolation = [(t, spaces_http(t)) for t in args.transports]
+        isolation = [(t, spaces_transport(t)) for t in args.transports]
         package = httpx_aiohttp_package()
         if package is not None:
             isolation.append(("httpx-aiohttp 0.2 as shipped", package))

@@ -342,12 +342,13 @@ async def wait_for_telegram(bot: Bot, max_delay: float = 60.0) -> bool:
             loop.remove_signal_handler(sig)
 
 
-def build_http_client(settings: Settings) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.spaces_timeout_seconds),
-        follow_redirects=False,
-        headers={"User-Agent": f"spaces-bridge-bot/{VERSION}"},
-        transport=AiohttpTransport(),
+def build_spaces_client(settings: Settings, transport: httpx.AsyncBaseTransport) -> SpacesClient:
+    return SpacesClient(
+        transport,
+        settings.spaces_base_url,
+        rid=settings.spaces_rid,
+        timeout=settings.spaces_timeout_seconds,
+        user_agent=f"spaces-bridge-bot/{VERSION}",
     )
 
 
@@ -355,14 +356,9 @@ async def run(settings: Settings) -> None:
     async with AsyncExitStack() as stack:
         store, owners, cipher = await prepare_store(settings, stack)
 
-        http = build_http_client(settings)
-        stack.push_async_callback(http.aclose)
-        spaces = SpacesClient(
-            http,
-            settings.spaces_base_url,
-            rid=settings.spaces_rid,
-            timeout=settings.spaces_timeout_seconds,
-        )
+        transport = AiohttpTransport()  # the Spaces connection pool; see bot/spaces/transport.py
+        stack.push_async_callback(transport.aclose)
+        spaces = build_spaces_client(settings, transport)
         bot = build_bot(settings)
         stack.push_async_callback(bot.session.close)
         if not await wait_for_telegram(bot):

@@ -1,8 +1,11 @@
 """The Spaces neoapi client: one request per call, no retries, typed answers.
 
-The httpx client is shared by the whole bot and owned by the caller. Every request
-carries its own `Cookie` header (so the shared cookie jar never decides whose session
-a request speaks for), and any cookie Spaces sets is removed from the jar again.
+Requests go straight to an httpx transport (shared by the whole bot, owned by the caller),
+not through an `httpx.AsyncClient`: a transport keeps no cookies and follows no redirects,
+so every request speaks for the one session in its own `Cookie` header and nothing a
+response sets is remembered. It is also where the CPU is: the client layer (cookie jar,
+header merging, multipart encoder) cost more than the request itself per session check
+(bench/watch_bench.py).
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
+import secrets
 from collections.abc import Mapping
 from typing import Literal
 
@@ -23,25 +28,34 @@ logger = logging.getLogger(__name__)
 
 Endpoint = Literal["session", "common"]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_FIELD_NAME = re.compile(r"[A-Za-z_]+")
+_MAX_ANSWER_BYTES = 1024 * 1024  # a neoapi answer is a few kB; more is not Spaces talking
 
 
 class SpacesClient:
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        transport: httpx.AsyncBaseTransport,
         base_url: str,
         *,
         rid: str,
         timeout: float = 10.0,
         captcha_max_bytes: int = 512 * 1024,
+        user_agent: str = "spaces-bridge-bot",
     ) -> None:
-        self._http = http
+        self._transport = transport
         self._base_url = base_url.rstrip("/")
         self._base = httpx.URL(self._base_url)
         if self._base.scheme not in _DEFAULT_PORTS or not self._base.host:
             raise ValueError("base_url must be an absolute http(s) URL")
+        self._urls = {
+            endpoint: httpx.URL(f"{self._base_url}/neoapi/{endpoint}")
+            for endpoint in ("session", "common")
+        }
         self._rid = rid
-        self._timeout = timeout
+        self._user_agent = user_agent
+        # httpx's per-request timeouts, read by the transport.
+        self._extensions = {"timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout)}
         self._captcha_max_bytes = captcha_max_bytes
 
     @property
@@ -77,23 +91,23 @@ class SpacesClient:
         without cookies, without following redirects, and only an image up to the cap.
         """
         target = self._captcha_target(url)
-        request = self._http.build_request(
+        request = httpx.Request(
             "GET",
             target,
-            headers={"Accept": "image/*", "Accept-Encoding": "identity"},
-            timeout=self._timeout,
+            headers=[
+                ("User-Agent", self._user_agent),
+                ("Accept", "image/*"),
+                ("Accept-Encoding", "identity"),
+            ],
+            extensions=self._extensions,
         )
-        # build_request merges the shared client's cookies and defaults; send none of them.
-        for header in ("Cookie", "Authorization"):
-            request.headers.pop(header, None)
         try:
-            response = await self._http.send(request, stream=True, follow_redirects=False)
+            response = await self._transport.handle_async_request(request)
         except httpx.TimeoutException:
             raise SpacesUnavailable("timeout", method="captcha") from None
         except httpx.HTTPError:
             raise SpacesUnavailable("network", method="captcha") from None
         try:
-            self._forget_cookies(response)
             return await self._read_captcha(response)
         except httpx.TimeoutException:
             raise SpacesUnavailable("timeout", method="captcha") from None
@@ -141,56 +155,60 @@ class SpacesClient:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
             raise SpacesUnavailable("bad_answer", status, method="captcha")
-        chunks: list[bytes] = []
-        received = 0
         # Compressed bodies were refused above, so these are the bytes off the wire.
-        async for chunk in response.aiter_bytes():
-            chunks.append(chunk)
-            received += len(chunk)
-            if received > cap:
-                raise SpacesUnavailable("bad_answer", status, method="captcha")
-        if received == 0:
+        picture = await _read_at_most(response, cap)
+        if not picture:  # empty, or over the cap
             raise SpacesUnavailable("bad_answer", status, method="captcha")
-        logger.debug("Spaces captcha -> %d bytes", received)
-        return b"".join(chunks)
+        logger.debug("Spaces captcha -> %d bytes", len(picture))
+        return picture
 
     async def _call(
         self, endpoint: Endpoint, fields: Mapping[str, str], *, sid: str | None
     ) -> Mapping[str, object]:
         """POST one method and return the success envelope, or raise."""
         method = fields["method"]
-        cookie = "json=1" if sid is None else f"json=1; sid={sid}"
-        request = self._http.build_request(
+        body, content_type = _multipart(fields)
+        request = httpx.Request(
             "POST",
-            f"{self._base_url}/neoapi/{endpoint}",
-            # (None, value) parts are plain form fields: this forces multipart/form-data,
-            # which the site expects, where `data=` alone would be url-encoded.
-            files={name: (None, value.encode()) for name, value in fields.items()},
-            headers={"X-Proxy": "spaces", "Accept": "application/json"},
-            timeout=self._timeout,
+            self._urls[endpoint],
+            headers=[
+                ("User-Agent", self._user_agent),
+                ("Accept", "application/json"),
+                ("Accept-Encoding", "gzip, deflate"),
+                ("X-Proxy", "spaces"),
+                ("Content-Type", content_type),
+                ("Cookie", "json=1" if sid is None else f"json=1; sid={sid}"),
+            ],
+            content=body,
+            extensions=self._extensions,
         )
-        # Set last: whatever the shared jar merged in, this request speaks for `sid` only.
-        request.headers["Cookie"] = cookie
         try:
-            response = await self._http.send(request, follow_redirects=False)
+            response = await self._transport.handle_async_request(request)
+            try:
+                # An error page is not read: the status alone is the answer.
+                ok = 200 <= response.status_code < 300
+                content = await _read_at_most(response, _MAX_ANSWER_BYTES) if ok else b""
+            finally:
+                await response.aclose()
         except httpx.TimeoutException:
             logger.debug("Spaces %s -> timeout", method)
             raise SpacesUnavailable("timeout", method=method) from None
         except httpx.HTTPError as exc:
             logger.debug("Spaces %s -> network error %s", method, type(exc).__name__)
             raise SpacesUnavailable("network", method=method) from None
-        self._forget_cookies(response)
-        return self._envelope(method, response)
+        return self._envelope(method, response.status_code, content)
 
-    def _envelope(self, method: str, response: httpx.Response) -> Mapping[str, object]:
-        status = response.status_code
+    def _envelope(self, method: str, status: int, content: bytes | None) -> Mapping[str, object]:
         # A redirect or an error status is the site or a proxy talking, never a verdict on
         # the session.
         if not 200 <= status < 300:
             logger.debug("Spaces %s -> HTTP %s", method, status)
             raise SpacesUnavailable("http_status", status, method=method)
+        if content is None:
+            logger.debug("Spaces %s -> answer over %d bytes", method, _MAX_ANSWER_BYTES)
+            raise SpacesUnavailable("bad_answer", status, method=method)
         try:
-            body: object = json.loads(response.content)
+            body: object = json.loads(content)
         except ValueError:  # JSONDecodeError and UnicodeDecodeError both land here
             logger.debug("Spaces %s -> not JSON", method)
             raise SpacesUnavailable("not_json", status, method=method) from None
@@ -207,16 +225,34 @@ class SpacesClient:
                 raise CaptchaRequired(code, captcha_url, method=method)
         raise SpacesAPIError(code, method=method)
 
-    def _forget_cookies(self, response: httpx.Response) -> None:
-        """Undo httpx storing a Spaces `Set-Cookie` (a SID) in the shared jar."""
-        if "set-cookie" not in response.headers:
-            return
-        host = self._base.host.lower()
-        jar = self._http.cookies.jar
-        for cookie in list(jar):
-            domain = cookie.domain.lower().lstrip(".")
-            if domain == host or domain.endswith("." + host) or host.endswith("." + domain):
-                jar.clear(cookie.domain, cookie.path, cookie.name)
+
+async def _read_at_most(response: httpx.Response, cap: int) -> bytes | None:
+    """The (decoded) body, or None as soon as it grows past `cap` bytes."""
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in response.aiter_bytes():
+        received += len(chunk)
+        if received > cap:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _multipart(fields: Mapping[str, str]) -> tuple[bytes, str]:
+    """multipart/form-data of plain fields, as the site's own client posts them."""
+    values = [value.encode() for value in fields.values()]
+    boundary = secrets.token_hex(16)
+    while any(boundary.encode() in value for value in values):  # a value is the user's text
+        boundary = secrets.token_hex(16)
+    marker = b"--" + boundary.encode()
+    parts: list[bytes] = []
+    for name, value in zip(fields, values, strict=True):
+        if not _FIELD_NAME.fullmatch(name):
+            raise ValueError(f"not a plain form field name: {name!r}")
+        parts += [marker, b'\r\nContent-Disposition: form-data; name="', name.encode()]
+        parts += [b'"\r\n\r\n', value, b"\r\n"]
+    parts += [marker, b"--\r\n"]
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
 def _captcha_url(body: Mapping[str, object], base: httpx.URL) -> str | None:

@@ -12,10 +12,10 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import Update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.app import Services, build_bot, build_dispatcher, build_http_client, build_services
+from bot.app import Services, build_bot, build_dispatcher, build_services, build_spaces_client
 from bot.config import Settings
 from bot.locales import PoI18n, build_i18n
-from bot.spaces import SpacesClient
+from bot.spaces.transport import AiohttpTransport
 from bot.storage.crypto import Cipher
 from bot.storage.engine import make_sessionmaker
 from bot.storage.owners import OwnerStore
@@ -121,8 +121,8 @@ async def harness(
         admin_ids=str(ADMIN),
         **settings_overrides,
     )
-    async with build_http_client(settings) as http:  # the production transport
-        spaces = SpacesClient(http, settings.spaces_base_url, rid=settings.spaces_rid, timeout=2)
+    async with AiohttpTransport() as transport:  # the production transport
+        spaces = build_spaces_client(settings, transport)
         bot = build_bot(settings)
         i18n = build_i18n()
         services = build_services(

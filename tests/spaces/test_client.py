@@ -110,17 +110,15 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-async def http(recorder: Recorder) -> AsyncIterator[httpx.AsyncClient]:
-    # A base_url the client must ignore: it builds absolute URLs from its own setting.
-    async with httpx.AsyncClient(
-        transport=httpx.MockTransport(recorder), base_url="http://wrong.invalid"
-    ) as client:
-        yield client
-
-
-@pytest.fixture
-def client(http: httpx.AsyncClient) -> SpacesClient:
-    return SpacesClient(http, BASE + "/", rid=RID, timeout=3.5, captcha_max_bytes=4096)
+def client(recorder: Recorder) -> SpacesClient:
+    return SpacesClient(
+        httpx.MockTransport(recorder),
+        BASE + "/",
+        rid=RID,
+        timeout=3.5,
+        captcha_max_bytes=4096,
+        user_agent="spaces-bridge-bot/test",
+    )
 
 
 def form_fields(request: httpx.Request) -> dict[str, str]:
@@ -170,6 +168,9 @@ async def test_login_request_is_multipart_with_headers_cookie_and_fields(
     assert str(request.url) == "https://spcs.me/neoapi/session"
     assert request.headers["X-Proxy"] == "spaces"
     assert request.headers["Cookie"] == "json=1"
+    assert request.headers["User-Agent"] == "spaces-bridge-bot/test"
+    assert request.headers["Host"] == "spcs.me"
+    assert request.headers["Content-Length"] == str(len(request.content))
     assert form_fields(request) == {
         "method": "login",
         "login": LOGIN,
@@ -357,6 +358,51 @@ async def test_unusable_answers(
     assert len(recorder.requests) == 1  # no retries inside the client
 
 
+async def test_an_answer_over_a_megabyte_is_not_read_to_the_end(
+    client: SpacesClient, recorder: Recorder
+) -> None:
+    produced: list[int] = []
+
+    class Endless(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            while True:
+                produced.append(64 * 1024)
+                yield b" " * (64 * 1024)
+
+    recorder.reply = lambda request: httpx.Response(200, stream=Endless())
+    with pytest.raises(SpacesUnavailable) as caught:
+        await client.check(SID)
+    assert caught.value.reason == "bad_answer"
+    assert 1024 * 1024 < sum(produced) <= 1024 * 1024 + 64 * 1024
+
+
+async def test_an_error_page_is_not_read(client: SpacesClient, recorder: Recorder) -> None:
+    read: list[bytes] = []
+
+    class Page(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            read.append(b"<html>")
+            yield b"<html>"
+
+    recorder.reply = lambda request: httpx.Response(502, stream=Page())
+    with pytest.raises(SpacesUnavailable) as caught:
+        await client.check(SID)
+    assert (caught.value.reason, caught.value.status) == ("http_status", 502)
+    assert read == []
+
+
+async def test_multipart_boundary_never_occurs_in_a_value(
+    client: SpacesClient, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boundaries = iter(["b0undary", "fresh0ne"])
+    monkeypatch.setattr("bot.spaces.client.secrets.token_hex", lambda n: next(boundaries))
+    password = "pass--b0undary\r\nword"
+    await client.login(LOGIN, password)
+    [request] = recorder.requests
+    assert request.headers["Content-Type"] == "multipart/form-data; boundary=fresh0ne"
+    assert form_fields(request)["password"] == password
+
+
 async def test_timeout(client: SpacesClient, recorder: Recorder) -> None:
     def reply(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("slow", request=request)
@@ -371,8 +417,8 @@ async def test_connection_refused_is_network() -> None:
     with socket.socket() as sock:  # a port that was free a moment ago: nobody listens
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    async with httpx.AsyncClient(trust_env=False) as http:
-        client = SpacesClient(http, f"http://127.0.0.1:{port}", rid=RID, timeout=2)
+    async with httpx.AsyncHTTPTransport() as transport:
+        client = SpacesClient(transport, f"http://127.0.0.1:{port}", rid=RID, timeout=2)
         with pytest.raises(SpacesUnavailable) as caught:
             await client.check(SID)
     assert caught.value.reason == "network"
@@ -447,10 +493,7 @@ async def test_top_counts_shapes(
 # -- cookies and logs --------------------------------------------------------------------
 
 
-async def test_shared_cookie_jar_never_carries_a_sid(
-    client: SpacesClient, recorder: Recorder, http: httpx.AsyncClient
-) -> None:
-    http.cookies.set("sid", "9999888877776666", domain="spcs.me")  # someone else's, stale
+async def test_a_set_cookie_is_never_sent_back(client: SpacesClient, recorder: Recorder) -> None:
     recorder.reply = lambda request: json_response(
         LOGIN_OK, headers={"Set-Cookie": f"sid={SID}; Path=/; Domain=spcs.me"}
     )
@@ -459,7 +502,6 @@ async def test_shared_cookie_jar_never_carries_a_sid(
     await client.top_counts("5555666677778888")
     cookies = [request.headers["Cookie"] for request in recorder.requests]
     assert cookies == ["json=1", "json=1; sid=1111222233334444", "json=1; sid=5555666677778888"]
-    assert not [c for c in http.cookies.jar if c.domain.lstrip(".") == "spcs.me"]
 
 
 async def test_no_secret_in_log_records(
@@ -493,10 +535,7 @@ async def test_no_secret_in_log_records(
 # -- captcha pictures --------------------------------------------------------------------
 
 
-async def test_fetch_captcha(
-    client: SpacesClient, recorder: Recorder, http: httpx.AsyncClient
-) -> None:
-    http.cookies.set("sid", SID, domain="spcs.me")
+async def test_fetch_captcha(client: SpacesClient, recorder: Recorder) -> None:
     recorder.reply = lambda request: httpx.Response(
         200, content=PNG, headers={"Content-Type": "image/png"}
     )
@@ -504,6 +543,7 @@ async def test_fetch_captcha(
     [request] = recorder.requests
     assert request.method == "GET" and str(request.url) == CAPTCHA_URL
     assert "Cookie" not in request.headers and "X-Proxy" not in request.headers
+    assert request.headers["Accept-Encoding"] == "identity"
 
 
 @pytest.mark.parametrize(

@@ -33,8 +33,15 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def client(fake: FakeSpaces, http: httpx.AsyncClient) -> SpacesClient:
-    return SpacesClient(http, fake.url, rid=RID, timeout=5)
+async def transport() -> AsyncIterator[httpx.AsyncHTTPTransport]:
+    # httpx's own transport: the client works on any httpx transport, not only the bot's.
+    async with httpx.AsyncHTTPTransport() as transport:
+        yield transport
+
+
+@pytest.fixture
+def client(fake: FakeSpaces, transport: httpx.AsyncHTTPTransport) -> SpacesClient:
+    return SpacesClient(transport, fake.url, rid=RID, timeout=5)
 
 
 async def test_login_and_check(fake: FakeSpaces, client: SpacesClient) -> None:
@@ -135,9 +142,13 @@ async def test_oauth_links_and_counters(fake: FakeSpaces, client: SpacesClient) 
     ],
 )
 async def test_fault_modes(
-    fake: FakeSpaces, http: httpx.AsyncClient, mode: str, reason: str, status: int | None
+    fake: FakeSpaces,
+    transport: httpx.AsyncHTTPTransport,
+    mode: str,
+    reason: str,
+    status: int | None,
 ) -> None:
-    client = SpacesClient(http, fake.url, rid=RID, timeout=0.3)
+    client = SpacesClient(transport, fake.url, rid=RID, timeout=0.3)
     fake.state.set_mode(mode)
     with pytest.raises(SpacesUnavailable) as caught:
         await client.check("1234123412341234")
@@ -198,12 +209,11 @@ async def test_json_only_with_header_cookie_and_multipart(
 
 
 async def test_set_cookie_from_login_does_not_mix_sessions(
-    fake: FakeSpaces, client: SpacesClient, http: httpx.AsyncClient
+    fake: FakeSpaces, client: SpacesClient
 ) -> None:
     fake.state.add_user("bob", "bobpassword", 2002, "Bob")
     alice = await client.login("alice", "secret123")
-    bob = await client.login("bob", "bobpassword")
-    assert list(http.cookies.jar) == []  # the fake's Set-Cookie was not kept
+    bob = await client.login("bob", "bobpassword")  # answers Set-Cookie: sid=<bob's>
     assert (await client.check(alice.sid)).user_id == 1001
     assert (await client.check(bob.sid)).user_id == 2002
     assert [c.sid for c in fake.state.calls if c.method == "check"] == [alice.sid, bob.sid]
@@ -261,12 +271,14 @@ async def test_calls_list_is_bounded_but_counts_exact(
     assert fake.state.counts["check"] == 12 and len(fake.state.calls) == 5
 
 
-async def test_subprocess_mode(http: httpx.AsyncClient) -> None:
+async def test_subprocess_mode(
+    http: httpx.AsyncClient, transport: httpx.AsyncHTTPTransport
+) -> None:
     fake = FakeSpacesProcess()
     await fake.start()
     try:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", fake.url)
-        client = SpacesClient(http, fake.url, rid=RID, timeout=5)
+        client = SpacesClient(transport, fake.url, rid=RID, timeout=5)
         async with fake.control() as control:
             await control.add_user("dave", "davepass", 4004, "Dave")
             account = await client.login("dave", "davepass")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 
 from bot.spaces import SpacesClient, SpacesUnavailable
@@ -20,16 +19,16 @@ async def fake() -> AsyncIterator[FakeSpaces]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=AiohttpTransport(), follow_redirects=False) as client:
-        yield client
+async def http() -> AsyncIterator[AiohttpTransport]:
+    async with AiohttpTransport() as transport:
+        yield transport
 
 
-def client(http: httpx.AsyncClient, url: str, timeout: float = 2.0) -> SpacesClient:
+def client(http: AiohttpTransport, url: str, timeout: float = 2.0) -> SpacesClient:
     return SpacesClient(http, url, rid="rid", timeout=timeout)
 
 
-async def test_login_check_logout(fake: FakeSpaces, http: httpx.AsyncClient) -> None:
+async def test_login_check_logout(fake: FakeSpaces, http: AiohttpTransport) -> None:
     spaces = client(http, fake.url)
     account = await spaces.login("alice", "secret123")
     assert (await spaces.check(account.sid)).nickname == "Alice"
@@ -39,9 +38,7 @@ async def test_login_check_logout(fake: FakeSpaces, http: httpx.AsyncClient) -> 
     assert getattr(gone.value, "is_session_gone", False)
 
 
-async def test_no_cookie_is_kept_between_requests(
-    fake: FakeSpaces, http: httpx.AsyncClient
-) -> None:
+async def test_no_cookie_is_kept_between_requests(fake: FakeSpaces, http: AiohttpTransport) -> None:
     spaces = client(http, fake.url)
     first = await spaces.login("alice", "secret123")  # the fake answers Set-Cookie: sid=…
     fake.state.add_user("bob", "secret456", 2002, "Bob")
@@ -57,7 +54,7 @@ async def test_no_cookie_is_kept_between_requests(
     [("http500", "http_status"), ("html", "not_json"), ("badjson", "not_json")],
 )
 async def test_faults_map_to_reasons(
-    fake: FakeSpaces, http: httpx.AsyncClient, mode: str, reason: str
+    fake: FakeSpaces, http: AiohttpTransport, mode: str, reason: str
 ) -> None:
     fake.state.set_mode(mode)
     with pytest.raises(SpacesUnavailable) as err:
@@ -65,7 +62,7 @@ async def test_faults_map_to_reasons(
     assert err.value.reason == reason
 
 
-async def test_timeout_is_a_timeout(fake: FakeSpaces, http: httpx.AsyncClient) -> None:
+async def test_timeout_is_a_timeout(fake: FakeSpaces, http: AiohttpTransport) -> None:
     fake.state.set_mode("timeout")
     with pytest.raises(SpacesUnavailable) as err:
         await client(http, fake.url, timeout=0.3).check("1234")
@@ -73,7 +70,7 @@ async def test_timeout_is_a_timeout(fake: FakeSpaces, http: httpx.AsyncClient) -
     fake.state.set_mode("ok")
 
 
-async def test_refused_connection_is_a_network_error(http: httpx.AsyncClient) -> None:
+async def test_refused_connection_is_a_network_error(http: AiohttpTransport) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -82,7 +79,7 @@ async def test_refused_connection_is_a_network_error(http: httpx.AsyncClient) ->
     assert err.value.reason == "network"
 
 
-async def test_captcha_over_aiohttp(fake: FakeSpaces, http: httpx.AsyncClient) -> None:
+async def test_captcha_over_aiohttp(fake: FakeSpaces, http: AiohttpTransport) -> None:
     image = await client(http, fake.url).fetch_captcha(f"{fake.url}/captcha/123.png?1")
     assert image.startswith(b"\x89PNG")
     tiny = SpacesClient(http, fake.url, rid="rid", timeout=2, captcha_max_bytes=10)
