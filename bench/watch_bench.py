@@ -616,9 +616,7 @@ def profiled(kind: str | None) -> Iterator[None]:
             yield
         finally:
             prof.disable()
-            pstats.Stats(prof, stream=sys.stdout).sort_stats(
-                os.environ.get("BENCH_SORT", "tottime")
-            ).print_stats(int(os.environ.get("BENCH_ROWS", "45")))
+            pstats.Stats(prof, stream=sys.stdout).sort_stats(PROFILE_SORT).print_stats(60)
 
 
 async def throughput(

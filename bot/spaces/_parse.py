@@ -10,7 +10,7 @@ import html
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from bot.spaces.errors import SpacesUnavailable
 from bot.spaces.types import Account, Counters, OAuthLink
@@ -56,16 +56,20 @@ def _as_url(value: object) -> str | None:
 
 
 def strip_secret_params(url: str) -> str:
-    """Drop `sid`/`CK` query parameters, keeping the rest of the URL byte for byte."""
-    parts = urlsplit(url)
-    if not parts.query:
+    """Drop `sid`/`CK` query parameters, keeping the rest of the URL byte for byte.
+
+    Split as urlsplit does (the fragment first, then the query) without its cost: this runs
+    on every session check."""
+    rest, hash_mark, fragment = url.partition("#")
+    path, _, query = rest.partition("?")
+    if not query:
         return url
-    kept = [
+    kept = "&".join(
         pair
-        for pair in parts.query.split("&")
-        if pair and unquote(pair.split("=", 1)[0]).strip().lower() not in _SECRET_QUERY_KEYS
-    ]
-    return urlunsplit(parts._replace(query="&".join(kept)))
+        for pair in query.split("&")
+        if pair and unquote(pair.partition("=")[0]).strip().lower() not in _SECRET_QUERY_KEYS
+    )
+    return f"{path}{'?' if kept else ''}{kept}{hash_mark}{fragment}"
 
 
 def _timestamp(value: object) -> datetime | None:

@@ -193,6 +193,9 @@ class SpacesClient:
         except httpx.TimeoutException:
             logger.debug("Spaces %s -> timeout", method)
             raise SpacesUnavailable("timeout", method=method) from None
+        except httpx.DecodingError:
+            logger.debug("Spaces %s -> a body that does not decompress", method)
+            raise SpacesUnavailable("bad_answer", method=method) from None
         except httpx.HTTPError as exc:
             logger.debug("Spaces %s -> network error %s", method, type(exc).__name__)
             raise SpacesUnavailable("network", method=method) from None

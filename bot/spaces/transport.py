@@ -7,6 +7,7 @@ at several times the CPU per Spaces check, and slower as more requests are in fl
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
@@ -59,6 +60,16 @@ class _AiohttpBody(httpx.AsyncByteStream):
         self._response.release()
 
 
+_SMALL_BODY = 64 * 1024  # declared bodies up to this size are read whole
+
+
+@functools.lru_cache(maxsize=16)
+def _client_timeout(
+    pool: float | None, connect: float | None, read: float | None
+) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, connect=pool, sock_connect=connect, sock_read=read)
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """httpx's API on aiohttp's connection pool (what the `httpx-aiohttp` package does).
 
@@ -105,21 +116,28 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 headers=headers,
                 data=body or None,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    connect=timeout.get("pool"),
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
+                timeout=_client_timeout(
+                    timeout.get("pool"), timeout.get("connect"), timeout.get("read")
                 ),
             )
+            extensions = {
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": (response.reason or "").encode("ascii", "replace"),
+            }
+            length = response.content_length
+            if length is not None and length <= _SMALL_BODY:
+                # A Spaces answer: read at once, no chain of async iterators per request.
+                return httpx.Response(
+                    response.status,
+                    headers=response.raw_headers,
+                    content=await response.read(),  # decoded here, by its Content-Encoding
+                    extensions=extensions,
+                )
         return httpx.Response(
             response.status,
             headers=response.raw_headers,
             stream=_AiohttpBody(response),
-            extensions={
-                "http_version": b"HTTP/1.1",
-                "reason_phrase": (response.reason or "").encode("ascii", "replace"),
-            },
+            extensions=extensions,
         )
 
     async def aclose(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import socket
 from collections.abc import AsyncIterator
 
@@ -85,3 +87,63 @@ async def test_captcha_over_aiohttp(fake: FakeSpaces, http: AiohttpTransport) ->
     tiny = SpacesClient(http, fake.url, rid="rid", timeout=2, captcha_max_bytes=10)
     with pytest.raises(SpacesUnavailable):
         await tiny.fetch_captcha(f"{fake.url}/captcha/123.png?1")
+
+
+# -- answers the fake does not give: compressed, streamed, broken ---------------------------
+
+OK_CHECK = {"code": "00000", "attributes": {"nid": 7, "name": "Zip", "CK": "1", "sid": "1234"}}
+
+
+@pytest.fixture
+async def odd_server() -> AsyncIterator[str]:
+    """Answers `check` gzip-compressed (/gzip), streamed without a length (/chunked), or as
+    a gzip body that does not decompress (/broken)."""
+    from aiohttp import web
+
+    packed = gzip.compress(json.dumps(OK_CHECK).encode())
+
+    async def gzipped(request: web.Request) -> web.Response:
+        return web.Response(body=packed, headers={"Content-Encoding": "gzip"})
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        text = json.dumps(OK_CHECK).encode()
+        for i in range(0, len(text), 7):
+            await response.write(text[i : i + 7])
+        await response.write_eof()
+        return response
+
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(body=b"\x1f\x8bnot gzip at all", headers={"Content-Encoding": "gzip"})
+
+    app = web.Application()
+    app.router.add_post("/gzip/neoapi/session", gzipped)
+    app.router.add_post("/chunked/neoapi/session", chunked)
+    app.router.add_post("/broken/neoapi/session", broken)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_compressed_and_streamed_answers_are_read(
+    odd_server: str, http: AiohttpTransport
+) -> None:
+    for path in ("gzip", "chunked"):
+        account = await client(http, f"{odd_server}/{path}").check("1234")
+        assert (account.nickname, account.user_id) == ("Zip", 7)
+
+
+async def test_a_body_that_does_not_decompress_is_a_bad_answer(
+    odd_server: str, http: AiohttpTransport
+) -> None:
+    with pytest.raises(SpacesUnavailable) as err:
+        await client(http, f"{odd_server}/broken").check("1234")
+    assert err.value.reason == "bad_answer"
