@@ -46,6 +46,7 @@ from sqlalchemy import event, insert, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from bot._telegram_types import build_types_in_use
 from bot.app import VERSION, build_bot, build_services, build_spaces_client, build_watch
 from bot.config import Settings
 from bot.locales import build_i18n
@@ -546,6 +547,7 @@ async def explain(db: Db, log: QueryLog) -> list[tuple[str, list[str]]]:
 
 
 def make_watch(db: Db, spaces: SpacesClient, bot: Bot, concurrency: int) -> SessionWatch:
+    build_types_in_use()  # as bot.app.run does before anything else (built once per process)
     """The watcher exactly as bot.app wires it (services, notifier, sender, owners' stats)."""
     services = build_services(
         settings=bench_settings(check_concurrency=concurrency),  # the bot's own is `bot`

@@ -32,6 +32,7 @@ from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 
+from bot._telegram_types import build_types_in_use
 from bot.config import Settings
 from bot.handlers import routers
 from bot.handlers.admin import ADMIN_COMMANDS
@@ -361,6 +362,7 @@ async def run(settings: Settings) -> None:
         spaces = build_spaces_client(settings, transport)
         bot = build_bot(settings)
         stack.push_async_callback(bot.session.close)
+        build_types_in_use()  # before the first update, not while it waits for an answer
         if not await wait_for_telegram(bot):
             return
         fsm_storage = build_fsm_storage(settings)

@@ -211,3 +211,25 @@ def test_deferral_is_a_no_op_once_aiogram_is_imported() -> None:
 
     defer_aiogram_types()
     assert not any(isinstance(f, _AiogramFinder) for f in sys.meta_path)
+
+
+def test_types_in_use_are_built_before_the_first_update() -> None:
+    code = textwrap.dedent(
+        """
+        import json
+        from bot._telegram_types import build_types_in_use
+        from aiogram import methods, types
+        before = types.Update.__pydantic_complete__
+        build_types_in_use()
+        print(json.dumps([before, types.Update.__pydantic_complete__,
+                          methods.SendMessage.__pydantic_complete__,
+                          types.Message.__pydantic_complete__]))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    before, update, send_message, message = json.loads(done.stdout)
+    assert before is False and update is True and send_message is True
+    assert message is False  # what is not needed up front still waits for its first use

@@ -118,30 +118,51 @@ class Notifier:
         admin_ids: Iterable[int],
         *,
         concurrency: int = 8,
+        batch_size: int = 100,
     ) -> None:
         self._store = store
         self._sender = sender
         self._i18n = i18n
         self._admin_ids = sorted(set(admin_ids))
         self._concurrency = concurrency
+        self._batch_size = batch_size
 
-    async def deliver_pending(self, batch_size: int = 100) -> int:
-        """Send every pending expiry notice that can be sent now; returns how many went out."""
+    async def deliver_pending(self) -> int:
+        """Send every pending expiry notice that can be sent now; returns how many went out.
+
+        `concurrency` senders take notices from a queue that the next claim refills while
+        the last ones are still going out, so the paced queue never waits for a batch to
+        finish (a gap between batches would cost the slots of the paced sender)."""
+        batch_size = self._batch_size
+        queue: asyncio.Queue[ExpiryNotice | None] = asyncio.Queue(maxsize=batch_size)
         delivered = 0
-        gate = asyncio.Semaphore(self._concurrency)
 
-        async def one(notice: ExpiryNotice) -> bool:
-            async with gate:
-                return await self._deliver(notice)
+        async def claim() -> None:
+            try:
+                while True:
+                    notices = await self._store.claim_notices(utcnow(), batch_size)
+                    for notice in notices:
+                        await queue.put(notice)
+                    if len(notices) < batch_size:
+                        return
+            finally:
+                for _ in range(self._concurrency):
+                    await queue.put(None)
 
-        while True:
-            notices = await self._store.claim_notices(utcnow(), batch_size)
-            if not notices:
-                return delivered
-            results = await asyncio.gather(*(one(n) for n in notices))
-            delivered += sum(results)
-            if len(notices) < batch_size:
-                return delivered
+        async def send() -> None:
+            nonlocal delivered
+            while (notice := await queue.get()) is not None:
+                delivered += await self._deliver(notice)
+
+        # One unexpected error stops the round; claimed notices stay claimed (never twice).
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(claim())
+                for _ in range(self._concurrency):
+                    group.create_task(send())
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None  # the caller logs it; _deliver logs its own
+        return delivered
 
     async def _deliver(self, notice: ExpiryNotice) -> bool:
         locale = notice.language or locale_for_language_code(notice.language_code)

@@ -3,7 +3,7 @@
 In-process::
 
     async with FakeSpaces() as fake:
-        client = SpacesClient(http, fake.url, rid="x")
+        client = SpacesClient(httpx.AsyncHTTPTransport(), fake.url, rid="x")
         fake.state.set_mode("http500")
 
 Separate process (end-to-end tests, benchmarks)::

@@ -87,10 +87,10 @@ async def bot(tg: FakeTelegram) -> AsyncIterator[Bot]:
 
 @pytest.fixture
 def make_kit(store: Store, tg: FakeTelegram, bot: Bot):  # type: ignore[no-untyped-def]
-    def make(interval: float = 900.0, rate: float = 1000.0) -> WatchKit:
+    def make(interval: float = 900.0, rate: float = 1000.0, notice_batch: int = 100) -> WatchKit:
         spaces = ScriptedSpaces()
         sender = TelegramSender(bot, rate=min(rate, 30.0))
-        notifier = Notifier(store, sender, build_i18n(), [ADMIN])
+        notifier = Notifier(store, sender, build_i18n(), [ADMIN], batch_size=notice_batch)
         config = WatchConfig(interval=interval, concurrency=4, spaces_rate=0)
         watch = SessionWatch(store, spaces, notifier, config, rng=random.Random(7))  # type: ignore[arg-type]
         return WatchKit(watch=watch, spaces=spaces, tg=tg, store=store, sender=sender)

@@ -141,6 +141,17 @@ async def test_429_waits_and_delivers(kit: WatchKit) -> None:
     assert len(kit.tg.sent_messages(1)) == 1
 
 
+async def test_notices_over_several_claims_each_go_out_once(make_kit) -> None:  # type: ignore[no-untyped-def]
+    kit: WatchKit = make_kit(notice_batch=4)  # 23 notices: six claims, the last one short
+    for chat_id in range(1, 24):
+        await kit.link(chat_id, f"{chat_id:04d}")
+    kit.spaces.default = SpacesAPIError("01001")
+    await kit.watch.sweep()
+    assert [len(kit.tg.sent_messages(chat_id)) for chat_id in range(1, 24)] == [1] * 23
+    await kit.watch.sweep()
+    assert len(kit.tg.calls_of("sendMessage")) == 23
+
+
 async def test_blocked_chat_is_marked_and_gets_the_notice_when_it_writes_again(
     kit: WatchKit,
 ) -> None:
