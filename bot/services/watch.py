@@ -123,6 +123,7 @@ class SessionWatch:
         self.last_sweep_at: datetime | None = None
         self.totals: Counter[str] = Counter()
         self._restored = False
+        self._reachability: str | None = None  # "up"/"down" as last stored or read
         self._stats = stats
 
     # -- scheduling -------------------------------------------------------------------------
@@ -253,16 +254,22 @@ class SessionWatch:
 
     async def _restore_reachability(self) -> None:
         if not self._restored:
-            self.detector.down = await self._store.get_meta(REACHABILITY_KEY) == "down"
+            self._reachability = await self._store.get_meta(REACHABILITY_KEY) or "up"
+            self.detector.down = self._reachability == "down"
             self._restored = True
 
     async def _set_reachability(self, *, up: bool) -> None:
         value = "up" if up else "down"
+        if self._reachability == value:
+            return  # as this watcher last stored or read it: no query per batch
+        # Read again before a change: another process on this database may have told them.
         stored = await self._store.get_meta(REACHABILITY_KEY) or "up"
+        self._reachability = stored
         if stored == value:
             return
         # Stored first: the owners hear of each change once, even across a restart.
         await self._store.set_meta(REACHABILITY_KEY, value)
+        self._reachability = value
         log.warning("Spaces looks %s", "reachable again" if up else "unreachable")
         await self._notifier.tell_admins("admin-spaces-up" if up else "admin-spaces-down")
 

@@ -128,6 +128,27 @@ async def test_outage_state_survives_a_restart(kit: WatchKit, make_kit) -> None:
     assert len(kit.notices(ADMIN)) == 1
 
 
+async def test_two_watchers_on_one_database_tell_the_owners_once(kit: WatchKit, make_kit) -> None:  # type: ignore[no-untyped-def]
+    await kit.store.touch_chat(ADMIN, ADMIN, "en", datetime.now(UTC))
+    other = make_kit()
+    await other.watch.sweep()  # both have seen Spaces up before the outage
+    for chat in range(1, 8):
+        await kit.link(chat, f"{chat:04d}")
+    for watcher in (kit, other, kit, other):
+        watcher.spaces.default = SpacesUnavailable("timeout")
+        await kit.store.defer(list(range(1, 8)), datetime.now(UTC))
+        await watcher.watch.sweep()
+    assert len(kit.notices(ADMIN)) == 1
+    for watcher in (other, kit):
+        watcher.spaces.default = None
+        await kit.store.defer(list(range(1, 8)), datetime.now(UTC))
+        await watcher.watch.sweep()
+    assert kit.notices(ADMIN) == [
+        I18N.text("admin-spaces-down", "en"),
+        I18N.text("admin-spaces-up", "en"),
+    ]
+
+
 async def test_429_waits_and_delivers(kit: WatchKit) -> None:
     await kit.link(1, "1111")
     kit.spaces.answers["1111"] = SpacesAPIError("01001")
