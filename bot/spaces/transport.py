@@ -77,8 +77,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     slower as more requests are in flight. Unlike `httpx-aiohttp` 0.2: aiohttp keeps no
     cookies (its jar would put a login's `sid` over the Cookie header a request sets, i.e.
     check one chat's session with another's), the small request body goes out in one write,
-    and every failure surfaces as the httpx error httpx's own pool raises. Responses stream
-    (the captcha download stops at its size cap).
+    and every failure surfaces as the httpx error httpx's own pool raises. Small answers
+    with a declared length are read whole; others stream (the captcha download stops at
+    its size cap).
     """
 
     def __init__(self, *, max_connections: int = 100, keepalive_expiry: float = 5.0) -> None:

@@ -358,22 +358,29 @@ async def test_unusable_answers(
     assert len(recorder.requests) == 1  # no retries inside the client
 
 
+class Endless(httpx.AsyncByteStream):
+    """A body that never ends, `chunk` bytes at a time; `produced` counts what was read."""
+
+    def __init__(self, chunk: int, fill: bytes = b" ") -> None:
+        self.chunk = chunk
+        self.fill = fill
+        self.produced = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while True:
+            self.produced += self.chunk
+            yield self.fill * self.chunk
+
+
 async def test_an_answer_over_a_megabyte_is_not_read_to_the_end(
     client: SpacesClient, recorder: Recorder
 ) -> None:
-    produced: list[int] = []
-
-    class Endless(httpx.AsyncByteStream):
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            while True:
-                produced.append(64 * 1024)
-                yield b" " * (64 * 1024)
-
-    recorder.reply = lambda request: httpx.Response(200, stream=Endless())
+    endless = Endless(64 * 1024)
+    recorder.reply = lambda request: httpx.Response(200, stream=endless)
     with pytest.raises(SpacesUnavailable) as caught:
         await client.check(SID)
     assert caught.value.reason == "bad_answer"
-    assert 1024 * 1024 < sum(produced) <= 1024 * 1024 + 64 * 1024
+    assert 1024 * 1024 < endless.produced <= 1024 * 1024 + 64 * 1024
 
 
 async def test_an_error_page_is_not_read(client: SpacesClient, recorder: Recorder) -> None:
@@ -616,18 +623,11 @@ async def test_fetch_captcha_refuses_bad_answers(
 async def test_fetch_captcha_stops_reading_after_the_cap(
     client: SpacesClient, recorder: Recorder
 ) -> None:
-    produced: list[int] = []
-
-    class Endless(httpx.AsyncByteStream):
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            while True:
-                produced.append(1024)
-                yield b"\x00" * 1024
-
+    endless = Endless(1024, b"\x00")
     recorder.reply = lambda request: httpx.Response(
-        200, headers={"Content-Type": "image/png"}, stream=Endless()
+        200, headers={"Content-Type": "image/png"}, stream=endless
     )
     with pytest.raises(SpacesUnavailable) as caught:
         await client.fetch_captcha(CAPTCHA_URL)
     assert caught.value.reason == "bad_answer"
-    assert sum(produced) <= 4096 + 1024  # the cap (4096) plus at most one chunk
+    assert endless.produced <= 4096 + 1024  # the cap (4096) plus at most one chunk
