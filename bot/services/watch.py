@@ -122,8 +122,7 @@ class SessionWatch:
         self.detector = OutageDetector()
         self.last_sweep_at: datetime | None = None
         self.totals: Counter[str] = Counter()
-        self._restored = False
-        self._reachability: str | None = None  # "up"/"down" as last stored or read
+        self._reachability: str | None = None  # "up"/"down" as last stored or read; None: not yet
         self._stats = stats
 
     # -- scheduling -------------------------------------------------------------------------
@@ -253,10 +252,9 @@ class SessionWatch:
     # -- Spaces reachability, told to the owners on change ------------------------------------
 
     async def _restore_reachability(self) -> None:
-        if not self._restored:
+        if self._reachability is None:
             self._reachability = await self._store.get_meta(REACHABILITY_KEY) or "up"
             self.detector.down = self._reachability == "down"
-            self._restored = True
 
     async def _set_reachability(self, *, up: bool) -> None:
         value = "up" if up else "down"
