@@ -97,8 +97,7 @@ class Store:
         if self._cipher.is_current(row.sid_enc) and self._cipher.is_current(row.ck_enc):
             return 0
         try:
-            sid = self._cipher.decrypt(row.sid_enc, context=_context(row.chat_id, "sid"))
-            ck = self._cipher.decrypt(row.ck_enc, context=_context(row.chat_id, "ck"))
+            sid, ck = self._secrets_of(row)
         except DecryptError:
             log.error("session of chat %s cannot be decrypted; left as it is", row.chat_id)
             return 0
@@ -446,10 +445,16 @@ class Store:
         except DecryptError:
             return None
 
+    def _secrets_of(self, row: SpacesSession) -> tuple[str, str]:
+        """The row's SID and CK in clear; DecryptError when either does not open."""
+        return (
+            self._cipher.decrypt(row.sid_enc, context=_context(row.chat_id, "sid")),
+            self._cipher.decrypt(row.ck_enc, context=_context(row.chat_id, "ck")),
+        )
+
     def _to_domain(self, row: SpacesSession) -> LinkedSession:
         try:
-            sid = self._cipher.decrypt(row.sid_enc, context=_context(row.chat_id, "sid"))
-            ck = self._cipher.decrypt(row.ck_enc, context=_context(row.chat_id, "ck"))
+            sid, ck = self._secrets_of(row)
         except DecryptError:
             raise SessionUnreadable(row.chat_id) from None
         return LinkedSession(
