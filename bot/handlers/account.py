@@ -7,7 +7,7 @@ from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from bot.handlers.ui import CANCEL, login_keyboard, spaces_error_text
+from bot.handlers.ui import CANCEL, login_keyboard, private_message, spaces_error_text
 from bot.locales import PoI18n, format_time
 from bot.services.account import AccountService, Active, Gone, NotLinked, Unconfirmed, Unreadable
 
@@ -93,8 +93,8 @@ async def forget_confirmed(
     query: CallbackQuery, state: FSMContext, i18n: PoI18n, account_service: AccountService
 ) -> None:
     await query.answer()
-    message = query.message
-    if not isinstance(message, Message) or message.chat.type != "private":
+    message = private_message(query)
+    if message is None:
         return
     await state.clear()
     await account_service.forget(message.chat.id, query.from_user.id)

@@ -23,6 +23,7 @@ from bot.handlers.ui import (
     cancel_keyboard,
     login_keyboard,
     oauth_keyboard,
+    private_message,
     spaces_error_text,
 )
 from bot.locales import PoI18n
@@ -75,8 +76,9 @@ async def login_start_button(
     query: CallbackQuery, state: FSMContext, i18n: PoI18n, login_service: LoginService
 ) -> None:
     await query.answer()
-    if isinstance(query.message, Message) and query.message.chat.type == "private":
-        await _ask_login(query.message, state, i18n, login_service)
+    message = private_message(query)
+    if message is not None:
+        await _ask_login(message, state, i18n, login_service)
 
 
 async def relogin_button(
@@ -84,19 +86,15 @@ async def relogin_button(
 ) -> None:
     """From the expiry notice: the nickname is known, so only the password is asked."""
     await query.answer()
-    message = query.message
-    if not isinstance(message, Message) or message.chat.type != "private":
+    message = private_message(query)
+    if message is None:
         return
     nickname = await login_service.known_nickname(message.chat.id)
     if nickname is None:
         await _ask_login(message, state, i18n, login_service)
         return
     await state.clear()
-    await state.update_data(login=nickname)
-    await state.set_state(LoginFlow.password)
-    await message.answer(
-        i18n.text("login-ask-password", login=nickname), reply_markup=cancel_keyboard(i18n)
-    )
+    await _ask_password(message, state, i18n, nickname)
 
 
 async def _ask_login(
@@ -128,6 +126,10 @@ async def got_login(
         await state.clear()
         await message.answer(i18n.text("login-locked", minutes=locked.minutes))
         return
+    await _ask_password(message, state, i18n, login)
+
+
+async def _ask_password(message: Message, state: FSMContext, i18n: PoI18n, login: str) -> None:
     await state.update_data(login=login)
     await state.set_state(LoginFlow.password)
     await message.answer(
