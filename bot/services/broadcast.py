@@ -37,6 +37,14 @@ class _Tally:
     failed: int = 0
     blocked: int = 0
 
+    @classmethod
+    def of(cls, record: BroadcastRecord) -> _Tally:
+        """Where a stored broadcast left off."""
+        return cls(record.sent, record.failed, record.blocked)
+
+    def counts(self) -> dict[str, int]:
+        return {"sent": self.sent, "failed": self.failed, "blocked": self.blocked}
+
     def add(self, outcome: SendOutcome) -> None:
         if outcome is SendOutcome.DELIVERED:
             self.sent += 1
@@ -80,7 +88,7 @@ class BroadcastService:
         if record is None or record.status != "interrupted" or broadcast_id in self._running:
             return False
         await self._owners.update_broadcast(broadcast_id, status="running", finished_at=None)
-        self._spawn(record, _Tally(record.sent, record.failed, record.blocked))
+        self._spawn(record, _Tally.of(record))
         return True
 
     def cancel(self, broadcast_id: int) -> bool:
@@ -95,7 +103,7 @@ class BroadcastService:
         records = await self._owners.take_interrupted_broadcasts(utcnow())
         for record in records:
             locale = await self._locale(record.admin_chat_id)
-            tally = _Tally(record.sent, record.failed, record.blocked)
+            tally = _Tally.of(record)
             text = self._tally_text("broadcast-interrupted", locale, record, tally)
             button = InlineKeyboardButton(
                 text=self._i18n.text("button-resume", locale),
@@ -153,9 +161,7 @@ class BroadcastService:
                 await self._owners.update_broadcast(
                     record.id,
                     cursor=chat_id,
-                    sent=tally.sent,
-                    failed=tally.failed,
-                    blocked=tally.blocked,
+                    **tally.counts(),
                 )
                 outcome = await self._sender.send(chat_id, record.text)
                 tally.add(outcome)
@@ -167,9 +173,7 @@ class BroadcastService:
         await self._owners.update_broadcast(
             record.id,
             status=status,
-            sent=tally.sent,
-            failed=tally.failed,
-            blocked=tally.blocked,
+            **tally.counts(),
             finished_at=utcnow(),
         )
         await self._progress(record, tally, locale, progress_id, final=status)
@@ -209,9 +213,7 @@ class BroadcastService:
             key,
             locale,
             id=record.id,
-            sent=tally.sent,
-            failed=tally.failed,
-            blocked=tally.blocked,
+            **tally.counts(),
             total=record.total,
         )
 
