@@ -9,6 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.storage.crypto import Cipher, generate_key
 from bot.storage.engine import create_engine, make_sessionmaker, migrate
 from bot.storage.store import Store
+from tests.fakes.spaces_server import FakeSpaces
+from tests.fakes.telegram_server import FakeTelegram
 
 
 @pytest.fixture
@@ -37,3 +39,17 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 async def store(engine: AsyncEngine, cipher: Cipher) -> Store:
     return Store(make_sessionmaker(engine), cipher)
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    """A fake Telegram Bot API on 127.0.0.1."""
+    async with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_spaces() -> AsyncIterator[FakeSpaces]:
+    """A fake Spaces neoapi, in process, on 127.0.0.1."""
+    async with FakeSpaces() as fake:
+        yield fake

@@ -82,18 +82,6 @@ def buttons(calls: list[ApiCall]) -> list[dict[str, Any]]:
     return found
 
 
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def fake_spaces() -> AsyncIterator[FakeSpaces]:
-    async with FakeSpaces() as fake:
-        yield fake
-
-
 ADMIN = 4242
 
 

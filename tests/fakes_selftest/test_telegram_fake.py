@@ -47,12 +47,6 @@ def keyboard(*pairs: tuple[str, str]) -> InlineKeyboardMarkup:
 
 
 @pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def bot(tg: FakeTelegram) -> AsyncIterator[Bot]:
     bot = make_bot(tg)
     yield bot

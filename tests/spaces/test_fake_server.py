@@ -20,12 +20,6 @@ RID = "test-rid"
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeSpaces]:
-    async with FakeSpaces() as server:
-        yield server
-
-
-@pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     # trust_env=False: never route test traffic through a proxy from the environment.
     async with httpx.AsyncClient(trust_env=False) as client:

@@ -15,12 +15,6 @@ from tests.fakes.spaces_server import FakeSpaces
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeSpaces]:
-    async with FakeSpaces() as server:
-        yield server
-
-
-@pytest.fixture
 async def http() -> AsyncIterator[AiohttpTransport]:
     async with AiohttpTransport() as transport:
         yield transport

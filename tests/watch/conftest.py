@@ -72,12 +72,6 @@ class WatchKit:
 
 
 @pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def bot(tg: FakeTelegram) -> AsyncIterator[Bot]:
     settings = Settings(_env_file=None, bot_token=tg.token, telegram_api_url=tg.url)  # type: ignore[call-arg]
     bot = build_bot(settings)
