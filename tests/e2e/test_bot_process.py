@@ -158,10 +158,13 @@ async def test_login_captcha_status_logout_and_restart(
     assert code == 0
     log = bot.stderr.decode()
     assert "Traceback" not in log
-    for secret in (tg.token, "secret123", key):
+    sids = {call.sid for call in spaces.state.calls if call.sid}
+    assert sids  # the checks and the logout carried the sessions' SIDs
+    for secret in (tg.token, "secret123", key, *sids):
         assert secret not in log
     db = (tmp_path / "data" / "bot.sqlite3").read_bytes()
-    assert b"secret123" not in db
+    for secret in ("secret123", *sids):
+        assert secret.encode() not in db
 
 
 async def test_wrong_key_exits_2_with_one_line_and_changes_nothing(
