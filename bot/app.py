@@ -100,7 +100,7 @@ async def set_command_menu(bot: Bot, i18n: PoI18n, store: Store, admin_ids: Iter
 
     def commands(locale: str, names: Iterable[str]) -> list[BotCommand]:
         return [
-            BotCommand(command=name, description=i18n.text(f"command-{name}", locale))
+            BotCommand(command=name, description=i18n.plain(f"command-{name}", locale))
             for name in names
         ]
 
@@ -368,7 +368,7 @@ async def run(settings: Settings) -> None:
         fsm_storage = build_fsm_storage(settings)
         stack.push_async_callback(fsm_storage.close)
 
-        i18n = build_i18n()
+        i18n = build_i18n(settings.zone)
         services = build_services(
             settings=settings,
             store=store,

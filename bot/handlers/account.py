@@ -8,8 +8,9 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.handlers.ui import CANCEL, login_keyboard, private_message, spaces_error_text
-from bot.locales import PoI18n, format_time
+from bot.locales import PoI18n
 from bot.services.account import AccountService, Active, Gone, NotLinked, Unconfirmed, Unreadable
+from bot.services.clock import utcnow
 
 
 async def status(message: Message, i18n: PoI18n, account_service: AccountService) -> None:
@@ -21,10 +22,11 @@ async def status(message: Message, i18n: PoI18n, account_service: AccountService
         await message.answer(i18n.text("status-unreadable"), reply_markup=login_keyboard(i18n))
         return
     session = report.session
+    now = utcnow()
     times = {
-        "linked_at": format_time(session.linked_at, i18n),
-        "confirmed_at": format_time(session.last_confirmed_at, i18n),
-        "next_check_at": format_time(session.next_check_at, i18n),
+        "linked_at": i18n.moment(session.linked_at, now),
+        "confirmed_at": i18n.moment(session.last_confirmed_at, now),
+        "next_check_at": i18n.moment(session.next_check_at, now),
     }
     if isinstance(report, Gone):
         await message.answer(
@@ -82,8 +84,8 @@ FORGET = "forget:yes"
 async def forget(message: Message, i18n: PoI18n) -> None:
     markup = InlineKeyboardMarkup(
         inline_keyboard=[
-            [InlineKeyboardButton(text=i18n.text("button-forget"), callback_data=FORGET)],
-            [InlineKeyboardButton(text=i18n.text("button-cancel"), callback_data=CANCEL)],
+            [InlineKeyboardButton(text=i18n.plain("button-forget"), callback_data=FORGET)],
+            [InlineKeyboardButton(text=i18n.plain("button-cancel"), callback_data=CANCEL)],
         ]
     )
     await message.answer(i18n.text("forget-confirm"), reply_markup=markup)

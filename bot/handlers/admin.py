@@ -14,8 +14,9 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 
 from bot.config import Settings
 from bot.handlers.ui import CANCEL, cancel_keyboard
-from bot.locales import PoI18n, format_time
+from bot.locales import PoI18n
 from bot.services.broadcast import RESUME_PREFIX, STOP_PREFIX, BroadcastService
+from bot.services.clock import utcnow
 from bot.services.owners import OwnerService
 from bot.storage.store import Store
 
@@ -70,17 +71,10 @@ async def stats(
             transient=events.get("transient", 0),
             notices=events.get("notices", 0),
             spaces=i18n.text("admin-spaces-reachable" if reachable else "admin-spaces-unreachable"),
-            uptime=_duration(time.monotonic() - started_at),
+            uptime=i18n.duration(time.monotonic() - started_at),
             version=version,
         )
     )
-
-
-def _duration(seconds: float) -> str:
-    minutes, _ = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours:02d}:{minutes:02d}" if days else f"{hours:02d}:{minutes:02d}"
 
 
 # -- access -------------------------------------------------------------------------------
@@ -109,7 +103,12 @@ async def access_command(
     else:
         result = await owner_service.ban(admin, user_id)
         await message.answer(
-            i18n.text("admin-banned", user_id=user_id, sessions=result.sessions_ended)
+            i18n.ntext(
+                "admin-banned",
+                result.sessions_ended,
+                user_id=user_id,
+                sessions=result.sessions_ended,
+            )
         )
         return
     await message.answer(i18n.text(f"admin-{name}-done", user_id=user_id))
@@ -121,8 +120,9 @@ async def audit(message: Message, i18n: PoI18n, owner_service: OwnerService) -> 
         await message.answer(i18n.text("admin-audit-empty"))
         return
     lines = [i18n.text("admin-audit-title")]
+    now = utcnow()
     for e in entries:
-        parts = [format_time(e.at, i18n), str(e.admin_id), e.action]
+        parts = [i18n.moment(e.at, now), str(e.admin_id), e.action]
         parts += [p for p in (e.target, e.detail) if p]
         lines.append(html.escape(" · ".join(parts), quote=False))
     await message.answer("\n".join(lines))
@@ -151,11 +151,13 @@ async def broadcast_text(
     await message.answer(text)
     markup = InlineKeyboardMarkup(
         inline_keyboard=[
-            [InlineKeyboardButton(text=i18n.text("button-send"), callback_data=SEND)],
-            [InlineKeyboardButton(text=i18n.text("button-cancel"), callback_data=CANCEL)],
+            [InlineKeyboardButton(text=i18n.plain("button-send"), callback_data=SEND)],
+            [InlineKeyboardButton(text=i18n.plain("button-cancel"), callback_data=CANCEL)],
         ]
     )
-    await message.answer(i18n.text("broadcast-confirm", count=recipients), reply_markup=markup)
+    await message.answer(
+        i18n.ntext("broadcast-confirm", recipients, count=recipients), reply_markup=markup
+    )
 
 
 async def broadcast_not_text(message: Message, i18n: PoI18n) -> None:
@@ -188,7 +190,7 @@ async def broadcast_stop(
     stopped = raw.isdigit() and broadcasts.cancel(int(raw))
     if stopped:
         await owner_service.record(_admin_id(query), "broadcast-stop", f"#{raw}")
-    await query.answer(i18n.text("broadcast-stopping" if stopped else "broadcast-not-running"))
+    await query.answer(i18n.plain("broadcast-stopping" if stopped else "broadcast-not-running"))
 
 
 async def broadcast_resume(
@@ -200,7 +202,7 @@ async def broadcast_resume(
         await owner_service.record(_admin_id(query), "broadcast-resume", f"#{raw}")
         if isinstance(query.message, Message):
             await query.message.edit_reply_markup(reply_markup=None)
-    await query.answer(i18n.text("broadcast-resumed" if resumed else "broadcast-not-resumable"))
+    await query.answer(i18n.plain("broadcast-resumed" if resumed else "broadcast-not-resumable"))
 
 
 def build_router() -> Router:

@@ -16,7 +16,9 @@ PREFIX = "lang:"
 def language_keyboard(i18n: PoI18n) -> InlineKeyboardMarkup:
     # Each language is named in itself, so a person lost in the wrong one still finds theirs.
     row = [
-        InlineKeyboardButton(text=i18n.text("language-name", locale), callback_data=PREFIX + locale)
+        InlineKeyboardButton(
+            text=i18n.plain("language-name", locale), callback_data=PREFIX + locale
+        )
         for locale in SUPPORTED
     ]
     return InlineKeyboardMarkup(inline_keyboard=[row])

@@ -58,7 +58,9 @@ async def login_in_group(message: Message, bot: Bot, i18n: PoI18n) -> None:
     if me.username:
         url = f"https://t.me/{me.username}?start=login"
         markup = InlineKeyboardMarkup(
-            inline_keyboard=[[InlineKeyboardButton(text=i18n.text("button-open-private"), url=url)]]
+            inline_keyboard=[
+                [InlineKeyboardButton(text=i18n.plain("button-open-private"), url=url)]
+            ]
         )
     await message.reply(i18n.text("login-private-only"), reply_markup=markup)
 
@@ -124,7 +126,7 @@ async def got_login(
         await login_service.ensure_not_locked(user_id, login)
     except LoginLocked as locked:
         await state.clear()
-        await message.answer(i18n.text("login-locked", minutes=locked.minutes))
+        await message.answer(i18n.text("login-locked", wait=i18n.duration(locked.minutes * 60)))
         return
     await _ask_password(message, state, i18n, login)
 
@@ -239,7 +241,7 @@ async def _attempt(
         )
     except LoginLocked as locked:
         await state.clear()
-        await message.answer(i18n.text("login-locked", minutes=locked.minutes))
+        await message.answer(i18n.text("login-locked", wait=i18n.duration(locked.minutes * 60)))
         return
     except SpacesError as exc:
         log.info("login for chat %s failed: %s", chat_id, exc)

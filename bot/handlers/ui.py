@@ -31,7 +31,7 @@ def private_message(query: CallbackQuery) -> Message | None:
 def cancel_keyboard(i18n: PoI18n) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
-            [InlineKeyboardButton(text=i18n.text("button-cancel"), callback_data=CANCEL)]
+            [InlineKeyboardButton(text=i18n.plain("button-cancel"), callback_data=CANCEL)]
         ]
     )
 
@@ -39,18 +39,18 @@ def cancel_keyboard(i18n: PoI18n) -> InlineKeyboardMarkup:
 def login_keyboard(i18n: PoI18n) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
-            [InlineKeyboardButton(text=i18n.text("button-login"), callback_data=LOGIN)]
+            [InlineKeyboardButton(text=i18n.plain("button-login"), callback_data=LOGIN)]
         ]
     )
 
 
 def oauth_keyboard(i18n: PoI18n, links: list[OAuthLink]) -> InlineKeyboardMarkup:
     rows = [
-        [InlineKeyboardButton(text=i18n.text(_PROVIDER_KEYS[link.provider]), url=link.url)]
+        [InlineKeyboardButton(text=i18n.plain(_PROVIDER_KEYS[link.provider]), url=link.url)]
         for link in links
         if link.provider in _PROVIDER_KEYS
     ]
-    rows.append([InlineKeyboardButton(text=i18n.text("button-cancel"), callback_data=CANCEL)])
+    rows.append([InlineKeyboardButton(text=i18n.plain("button-cancel"), callback_data=CANCEL)])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 

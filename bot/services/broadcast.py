@@ -106,7 +106,7 @@ class BroadcastService:
             tally = _Tally.of(record)
             text = self._tally_text("broadcast-interrupted", locale, record, tally)
             button = InlineKeyboardButton(
-                text=self._i18n.text("button-resume", locale),
+                text=self._i18n.plain("button-resume", locale),
                 callback_data=f"{RESUME_PREFIX}{record.id}",
             )
             markup = InlineKeyboardMarkup(inline_keyboard=[[button]])
@@ -192,7 +192,7 @@ class BroadcastService:
         markup = None
         if final is None:
             button = InlineKeyboardButton(
-                text=self._i18n.text("button-stop", locale),
+                text=self._i18n.plain("button-stop", locale),
                 callback_data=f"{STOP_PREFIX}{record.id}",
             )
             markup = InlineKeyboardMarkup(inline_keyboard=[[button]])

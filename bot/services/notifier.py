@@ -27,7 +27,7 @@ from aiogram.exceptions import (
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.domain import ExpiryNotice
-from bot.locales import PoI18n, format_time, locale_for_language_code
+from bot.locales import PoI18n, locale_for_language_code
 from bot.services.clock import utcnow
 from bot.services.pacing import RateLimiter
 from bot.storage.store import Store
@@ -170,10 +170,10 @@ class Notifier:
             "notice-session-ended",
             locale,
             nickname=notice.nickname,
-            confirmed_at=format_time(notice.last_confirmed_at, self._i18n, locale),
+            confirmed_at=self._i18n.moment(notice.last_confirmed_at, utcnow(), locale),
         )
         button = InlineKeyboardButton(
-            text=self._i18n.text("button-relogin", locale, nickname=notice.nickname),
+            text=self._i18n.plain("button-relogin", locale, nickname=notice.nickname),
             callback_data=RELOGIN,
         )
         markup = InlineKeyboardMarkup(inline_keyboard=[[button]])

@@ -112,7 +112,7 @@ async def harness(
     async with AiohttpTransport() as transport:  # the production transport
         spaces = build_spaces_client(settings, transport)
         bot = build_bot(settings)
-        i18n = build_i18n()
+        i18n = build_i18n(settings.zone)
         services = build_services(
             settings=settings,
             store=store,

@@ -112,7 +112,7 @@ async def test_broadcast_compose_preview_confirm_deliver(h: Harness) -> None:
     calls = await h.say("News & more", chat_id=ADMIN)
     sent = texts(calls)
     assert h.t("broadcast-preview") in sent
-    assert h.t("broadcast-confirm", count=4) in sent  # 3 people + the admin
+    assert h.i18n.ntext("broadcast-confirm", 4, "en", count=4) in sent  # 3 people + the admin
     calls = await h.press("bc:send", chat_id=ADMIN)
     broadcast_id = 1
     await h.services.broadcasts.wait(broadcast_id)
@@ -191,13 +191,13 @@ async def test_brute_force_stops_forwarding_attempts(h: Harness) -> None:
     assert logins == 3
     await h.say("/login")
     calls = await h.say("alice")
-    assert texts(calls) == [h.t("login-locked", minutes=10)]
+    assert texts(calls) == [h.t("login-locked", wait=h.i18n.duration(600))]
     assert await h.state() is None
     # another Telegram account trying the same Spaces login is stopped too
     other = CHAT + 1
     await h.say("/login", chat_id=other)
     calls = await h.say("ALICE", chat_id=other)
-    assert texts(calls) == [h.t("login-locked", minutes=10)]
+    assert texts(calls) == [h.t("login-locked", wait=h.i18n.duration(600))]
     assert h.spaces.state.calls_summary()["counts"]["login"] == logins
 
 

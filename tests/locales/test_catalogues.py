@@ -17,18 +17,38 @@ BOT_DIR = Path(__file__).resolve().parents[2] / "bot"
 CODE_PREFIX = "spaces-code-"
 UNKNOWN_KEY = "spaces-code-unknown"
 
-# i18n.text("key" ...), possibly across lines, and i18n.text("a" if cond else "b").
-_LITERAL_KEY = re.compile(r'\.text\(\s*"([a-z0-9_-]+)"')
-_ELSE_KEY = re.compile(r'\.text\(\s*"[a-z0-9_-]+"\s+if\s+[^()]*?\s+else\s+"([a-z0-9_-]+)"')
+# i18n.text("key" ...) (or .plain / .ntext), possibly across lines, and
+# i18n.text("a" if cond else "b").
+_LITERAL_KEY = re.compile(r'\.(?:text|plain|ntext)\(\s*"([a-z0-9_-]+)"')
+_ELSE_KEY = re.compile(
+    r'\.(?:text|plain)\(\s*"[a-z0-9_-]+"\s+if\s+[^()]*?\s+else\s+"([a-z0-9_-]+)"'
+)
+# How many plural forms each language's grammar has (gettext's nplurals).
+PLURAL_FORMS = {"en": 2, "ru": 3}
+# Ways to dodge a plural that read badly: "chat(s)", "чат(ов)", "сессия(и)".
+_FAKE_PLURAL = re.compile(r"\w\((?:s|es|а|я|и|ы|ов|ев|ей)\)")  # noqa: RUF001
 # f"prefix-{...}" keys, passed to i18n.text directly or through a variable
 # (key = f"spaces-code-{code}"): only the prefix is known statically.
 _FSTRING_PREFIX = re.compile(r'\bf"([a-z0-9_]+(?:-[a-z0-9_]+)*-)\{')
 
 
 @cache
-def catalogue(locale: str) -> dict[str, str]:
+def forms(locale: str) -> dict[str, tuple[str, ...]]:
+    """Every key with its texts: one, or one per plural form."""
     catalog: Catalog = read_catalog(locale)
-    return {str(m.id): str(m.string) for m in catalog if m.id}
+    out: dict[str, tuple[str, ...]] = {}
+    for m in catalog:
+        if not m.id:
+            continue
+        key = m.id[0] if isinstance(m.id, tuple) else m.id
+        out[str(key)] = tuple(m.string) if isinstance(m.string, tuple) else (str(m.string),)
+    return out
+
+
+@cache
+def catalogue(locale: str) -> dict[str, str]:
+    """Every key with its (first) text."""
+    return {key: texts[0] for key, texts in forms(locale).items()}
 
 
 def placeholders(text: str) -> set[str]:
@@ -68,10 +88,47 @@ def test_placeholders_match_across_languages() -> None:
     mismatched = [
         (key, other)
         for other in others
-        for key, text in catalogue(first).items()
-        if placeholders(text) != placeholders(catalogue(other).get(key, ""))
+        for key, texts in forms(first).items()
+        for text in (*texts, *forms(other).get(key, ("",)))
+        if placeholders(text) != placeholders(texts[0])
     ]
     assert not mismatched
+
+
+@pytest.mark.parametrize("locale", SUPPORTED)
+def test_plural_keys_have_every_form_of_the_language(locale: str) -> None:
+    plural = {key: texts for key, texts in forms(locale).items() if len(texts) > 1}
+    assert len(plural) >= 2  # broadcast-confirm, admin-banned: the check must bite
+    for key, texts in plural.items():
+        assert len(texts) == PLURAL_FORMS[locale], key
+        assert all(t.strip() for t in texts), key
+        assert len(set(texts)) == len(texts), f"{key}: forms that do not differ"
+    others = [other for other in SUPPORTED if other != locale]
+    for other in others:
+        other_plural = {key for key, texts in forms(other).items() if len(texts) > 1}
+        assert set(plural) == other_plural
+
+
+@pytest.mark.parametrize("locale", SUPPORTED)
+def test_no_text_dodges_a_plural(locale: str) -> None:
+    dodged = [key for key, texts in forms(locale).items() for t in texts if _FAKE_PLURAL.search(t)]
+    assert not dodged
+
+
+@pytest.mark.parametrize(
+    ("locale", "n", "word"),
+    [
+        ("ru", 1, "чат?"),
+        ("ru", 4, "чата?"),
+        ("ru", 5, "чатов?"),
+        ("ru", 21, "чат?"),
+        ("en", 1, "chat?"),
+        ("en", 4, "chats?"),
+    ],
+)
+def test_plural_form_follows_the_number(locale: str, n: int, word: str) -> None:
+    text = build_i18n().ntext("broadcast-confirm", n, locale, count=n)
+    assert text.endswith(f" {n} {word}")
 
 
 @pytest.mark.parametrize("locale", SUPPORTED)
@@ -134,6 +191,9 @@ def test_every_key_used_in_the_code_exists() -> None:
 @pytest.mark.parametrize("locale", SUPPORTED)
 def test_catalogue_formats_with_its_placeholders(locale: str) -> None:
     i18n = build_i18n()
-    for key, text in catalogue(locale).items():
-        params = {name: "v" for name in placeholders(text)}
-        assert i18n.text(key, locale, **params), key
+    for key, texts in forms(locale).items():
+        params = {name: "v" for name in placeholders(texts[0])}
+        if len(texts) == 1:
+            assert i18n.text(key, locale, **params), key
+        for n in range(len(texts) * 10):
+            assert i18n.ntext(key, n, locale, **params), key

@@ -56,6 +56,19 @@ async def test_expiry_is_told_once(kit: WatchKit, code: str) -> None:
     assert len(kit.tg.sent_messages(1)) == 1
 
 
+async def test_a_nickname_reads_as_typed_in_the_button_and_escaped_in_the_text(
+    kit: WatchKit,
+) -> None:
+    nickname = "<b>Bold</b>&Co"
+    await kit.link(1, "1111", nickname)
+    kit.spaces.answers["1111"] = SpacesAPIError("01001")
+    await kit.watch.sweep()
+    [sent] = kit.tg.sent_messages(1)
+    assert "&lt;b&gt;Bold&lt;/b&gt;&amp;Co" in sent.params["text"]  # HTML parse mode
+    button = sent.params["reply_markup"]["inline_keyboard"][0][0]
+    assert nickname in button["text"] and "&" + "lt;" not in button["text"]
+
+
 @pytest.mark.parametrize("error", TRANSIENT, ids=lambda e: repr(e)[:40])
 async def test_transient_failures_never_notify(kit: WatchKit, error: Exception) -> None:
     await kit.link(1, "1111")
