@@ -1,7 +1,9 @@
-"""The catalogue of Spaces response codes, as published in the neoapi doc.
+"""The catalogue of Spaces response codes: the published neoapi doc plus the site's own client.
 
-Names repeat across sections with different numbers (ERR_SPAM_CONTROL is 00030, 02003
-and 15003), so everything is keyed by the 5-digit code string.
+The doc lists 152 codes; the site's web client (spaces-dev/spaces-tracker,
+spaces/JS/spacesLib.js, object `Codes`) knows 19 more, marked below. Names repeat across
+sections with different numbers (ERR_SPAM_CONTROL is 00030, 02003 and 15003), so everything
+is keyed by the 5-digit code string.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ class CodeInfo:
     section: str
 
 
-# Copied section by section from the doc's "Response Codes" tables (09007 and 09014 do
-# not exist there).
+# Section by section as in the doc's "Response Codes" tables; "site" marks a code only the
+# site's own client knows. 02004 is in the doc but no longer in the site's `Codes`.
 _TABLE: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     "common": (
         ("00000", "SUCCESS"),
@@ -78,6 +80,8 @@ _TABLE: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("00033", "ERR_SMALL_RATE"),
         ("00034", "ERR_URL_NOT_FOUND"),
         ("00035", "ERR_YOU_ARE_BANNED"),
+        ("00036", "ERR_OBJECT_BLOCKED"),  # site
+        ("00037", "ERR_ALREADY_DONE"),  # site
     ),
     "auth": (
         ("01001", "ERR_AUTH_REQUIRED"),
@@ -88,6 +92,7 @@ _TABLE: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("01006", "ERR_AUTH_ERROR"),
         ("01007", "ERR_ALREADY_LOGGED_IN"),
         ("01008", "ERR_ACTIVATION_REQUIRED"),
+        ("01009", "ERR_ACCOUNT_UNFREEZE"),  # site
     ),
     "mail": (
         ("02001", "ERR_CONTACT_NOT_FOUND"),
@@ -104,12 +109,17 @@ _TABLE: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("02012", "ERR_TOO_LARGE_ATTACHES_WEIGHT"),
         ("02013", "ERR_SPAMING_INNER_CONTACT"),
         ("02014", "ERR_TALK_NOT_FOUND"),
+        ("02015", "ERR_TALK_MEMBER_NOT_FOUND"),  # site
     ),
     "reg": (
         ("03001", "ERR_WRONG_CONTACT"),
         ("03002", "ERR_CONTACT_ALREADY_USED"),
         ("03003", "ERR_CONTACT_ALREADY_REGISTERED"),
         ("03004", "ERR_IP_LIMIT_EXCEEDED"),
+        ("03005", "ERR_DOMAIN_LIMIT_EXCEEDED"),  # site
+        ("03006", "ERR_ACTIVATION_NOT_FOUND"),  # site
+        ("03007", "ERR_RESTORE_TYPE_REQUIRED"),  # site
+        ("03008", "ERR_WRONG_CODE"),  # site
     ),
     "friends": (
         ("04001", "ERR_HIS_LIMIT_EXCEEDED"),
@@ -122,6 +132,9 @@ _TABLE: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("04008", "ERR_FROM"),
         ("04009", "ERR_EMAIL_USED"),
         ("04010", "ERR_INVITE_EXISTS"),
+        ("04011", "ERR_OFFER_RESTRICTED"),  # site
+        ("04012", "ERR_SYNC_DECLINED"),  # site
+        ("04013", "ERR_SYNC_NOT_EXIST"),  # site
     ),
     "chat": (
         ("05001", "ERR_ATTACH_SEND_DENIED"),
@@ -137,18 +150,23 @@ _TABLE: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("05011", "ERR_COMPLAIN"),
         ("05012", "ERR_MESSAGE_NOT_FOUND"),
         ("05013", "ERR_USER_ISNT_FRIEND"),
+        ("05014", "ERR_SMILES_LIMIT_EXCEED"),  # site
     ),
     "forum": (
         ("06001", "ERR_COMMENT_NOT_FOUND"),
         ("06002", "ERR_TOPIC_NOT_FOUND"),
         ("06003", "ERR_FORUM_NOT_FOUND"),
         ("06004", "ERR_FORUM_IN_GARBAGE"),
+        ("06005", "ERR_NEED_RULE_READ"),  # site
     ),
     "trash": (
         ("07001", "ERR_OBJ_DELETED"),
         ("07002", "ERR_OBJ_RESTORED"),
     ),
-    "voting": (("08001", "ERR_VOTE_NOT_FOUND"),),
+    "voting": (
+        ("08001", "ERR_VOTE_NOT_FOUND"),
+        ("08002", "ERR_CANT_DISLIKE"),  # site
+    ),
     "files": (
         ("09001", "ERR_DIR_ACCESS_DENIED"),
         ("09002", "ERR_FILE_NOT_FOUND"),
@@ -156,15 +174,18 @@ _TABLE: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("09004", "ERR_WRONG_SIZE"),
         ("09005", "ERR_BAD_VIDEO_CONVERTER_KEY"),
         ("09006", "ERR_UPLOAD_ERROR"),
+        ("09007", "ERR_FILE_IS_BLOCKED"),  # site
         ("09008", "ERR_WRONG_TYPE"),
         ("09009", "ERR_DIR_NOT_FOUND"),
         ("09010", "ERR_WRONG_TEMP_ID"),
         ("09011", "ERR_STRANGER_FILE"),
         ("09012", "ERR_EDIT"),
         ("09013", "ERR_CANT_LOAD_PIC"),
+        ("09014", "ERR_CANT_LOAD_LINK"),  # site
         ("09015", "ERR_COLLECTION_NOT_FOUND"),
         ("09016", "ERR_YOUR_FILE"),
         ("09017", "ERR_YOUR_COLLECTION"),
+        ("09018", "ERR_NOT_CONVERTED"),  # site
     ),
     "search": (("10001", "ERR_BAD_QUERY"),),
     "lenta": (
@@ -182,6 +203,7 @@ _TABLE: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("13006", "ERR_MOBILE_BRAND_NOT_FOUND"),
         ("13007", "ERR_GHOST_NOT_FOUND"),
         ("13008", "ERR_GHOST_UNCHANGED"),
+        ("13009", "ERR_NOT_ENOUGH_MONEY"),  # site
     ),
     "complaints": (
         ("14001", "ERR_WRONG_TYPE"),
@@ -227,6 +249,7 @@ _TABLE: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("19002", "ERR_NOT_FOUND"),
         ("19003", "ERR_EDIT_TIME"),
     ),
+    "journal": (("20001", "ERR_RECORD_NOT_FOUND"),),  # site
 }
 
 CODES: Final[Mapping[str, CodeInfo]] = MappingProxyType(

@@ -1,4 +1,4 @@
-"""The code catalogue holds every code of the published doc, keyed by number."""
+"""The code catalogue holds every code of the published doc and of the site's own client."""
 
 from __future__ import annotations
 
@@ -9,28 +9,52 @@ import pytest
 
 from bot.spaces import codes
 
-# Counted by hand from the doc's "Response Codes" tables (files skips 09007 and 09014).
+# Counted by hand: the doc's "Response Codes" tables plus the site's `Codes` object.
 EXPECTED_PER_SECTION = {
-    "common": 36,
-    "auth": 8,
-    "mail": 14,
-    "reg": 4,
-    "friends": 10,
-    "chat": 13,
-    "forum": 4,
+    "common": 38,
+    "auth": 9,
+    "mail": 15,
+    "reg": 8,
+    "friends": 13,
+    "chat": 14,
+    "forum": 5,
     "trash": 2,
-    "voting": 1,
-    "files": 15,
+    "voting": 2,
+    "files": 18,
     "search": 1,
     "lenta": 3,
     "gifts": 1,
-    "services": 8,
+    "services": 9,
     "complaints": 6,
     "blacklist": 3,
     "polls": 11,
     "attaches": 7,
     "comm": 2,
     "comments": 3,
+    "journal": 1,
+}
+
+# The codes the site's own client knows beyond the published doc.
+SITE_ONLY = {
+    "00036",
+    "00037",
+    "01009",
+    "02015",
+    "03005",
+    "03006",
+    "03007",
+    "03008",
+    "04011",
+    "04012",
+    "04013",
+    "05014",
+    "06005",
+    "08002",
+    "09007",
+    "09014",
+    "09018",
+    "13009",
+    "20001",
 }
 
 SPOT_CHECKS = [
@@ -75,7 +99,7 @@ def test_count_per_section() -> None:
     for info in codes.CODES.values():
         counted[info.section] = counted.get(info.section, 0) + 1
     assert counted == EXPECTED_PER_SECTION
-    assert len(codes.CODES) == sum(EXPECTED_PER_SECTION.values()) == 152
+    assert len(codes.CODES) == sum(EXPECTED_PER_SECTION.values()) == 152 + len(SITE_ONLY)
     assert codes.SECTIONS == tuple(EXPECTED_PER_SECTION)
 
 
@@ -90,9 +114,11 @@ def test_keys_are_five_digit_strings_matching_entries() -> None:
         assert info.code == key
 
 
-def test_files_gaps_are_absent() -> None:
-    assert codes.describe("09007") is None
-    assert codes.describe("09014") is None
+def test_codes_beyond_the_doc_are_known() -> None:
+    assert len(SITE_ONLY) == 19
+    assert codes.describe("09007") == codes.CodeInfo("09007", "ERR_FILE_IS_BLOCKED", "files")
+    assert codes.describe("20001") == codes.CodeInfo("20001", "ERR_RECORD_NOT_FOUND", "journal")
+    assert SITE_ONLY <= set(codes.CODES)
 
 
 def test_named_constants() -> None:
@@ -137,4 +163,5 @@ def test_catalogue_matches_the_doc_when_it_is_beside_the_clone() -> None:
         (code, name)
         for name, code in re.findall(r"`([A-Z_]+)`\s*[:|]\s*`(\d{5})`", doc.read_text("utf-8"))
     )
-    assert found == {code: info.name for code, info in codes.CODES.items()}
+    doc_codes = {code: info.name for code, info in codes.CODES.items() if code not in SITE_ONLY}
+    assert found == doc_codes
