@@ -293,7 +293,9 @@ async def prepare_store(
         raise StartupError(
             f"ENCRYPTION_KEY is not valid: {exc}. Make one with `python -m bot genkey`."
         ) from None
-    engine = create_engine(settings.effective_database_url)
+    engine = create_engine(
+        settings.effective_database_url, timeout=settings.database_timeout_seconds
+    )
     stack.push_async_callback(engine.dispose)
     await migrate(engine)
     sessionmaker = make_sessionmaker(engine)

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("data")
     database_url: str | None = None
+    # Every database statement fails after this long instead of hanging (lock waits too).
+    database_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     encryption_key: SecretStr | None = None
     redis_url: str | None = None
 

@@ -80,9 +80,16 @@ async def stats(
 # -- access -------------------------------------------------------------------------------
 
 
+# Telegram ids are stored as 64-bit integers; anything outside is a typo, not an id.
+_ID_LIMIT = 2**63
+
+
 def _target(command: CommandObject) -> int | None:
     arg = (command.args or "").strip()
-    return int(arg) if arg.lstrip("-").isdigit() and len(arg) <= 20 else None
+    if not (arg.lstrip("-").isascii() and arg.lstrip("-").isdigit()) or len(arg) > 20:
+        return None
+    value = int(arg)
+    return value if -_ID_LIMIT <= value < _ID_LIMIT else None
 
 
 async def access_command(

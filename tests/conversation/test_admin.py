@@ -105,6 +105,16 @@ async def test_owner_command_without_an_id_explains(h: Harness) -> None:
     assert texts(calls) == [h.t("admin-usage-id", command="ban")]
 
 
+@pytest.mark.parametrize("command", ["allow", "deny", "ban", "unban"])
+@pytest.mark.parametrize("number", ["99999999999999999999", "-99999999999999999999", "٣٤"])
+async def test_owner_command_with_an_impossible_id_explains(
+    h: Harness, command: str, number: str
+) -> None:
+    calls = await h.say(f"/{command} {number}", chat_id=ADMIN)
+    assert texts(calls) == [h.t("admin-usage-id", command=command)]
+    assert await h.services.owner_service.audit_log() == []
+
+
 async def test_broadcast_compose_preview_confirm_deliver(h: Harness) -> None:
     await seen(h, 11, 12, 13)
     h.tg.block_chat(12)
