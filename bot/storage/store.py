@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import Column, Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import Update
 
 from bot.domain import DueSession, ExpiryNotice, LinkedSession, SessionState
 from bot.spaces.types import Account
@@ -41,6 +44,47 @@ def _context(chat_id: int, field_name: str) -> str:
 
 SESSIONS = cast(Table, SpacesSession.__table__)
 CHATS = cast(Table, Chat.__table__)
+
+
+def storable_text(value: str, column: Column[Any]) -> str:
+    """Text from outside (Spaces) made fit for `column`: valid UTF-8 without NUL (PostgreSQL
+    refuses both) and no longer than the column, so one odd value never fails a write."""
+    cleaned = value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    length = getattr(column.type, "length", None)
+    return cleaned[:length] if length else cleaned
+
+
+def _nickname(value: str) -> str:
+    return storable_text(value, SESSIONS.c.nickname)
+
+
+def is_row_fault(exc: SQLAlchemyError) -> bool:
+    """The write failed because of a value in it, not because the database is unwell."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return False
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return isinstance(exc, StatementError)  # a value refused before it was sent
+    # asyncpg's errors all arrive as a plain DBAPIError; the SQLSTATE class tells: 22 is
+    # "data exception", 23 "integrity constraint violation".
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(state, str) and state[:2] in ("22", "23")
+
+
+def _fault_name(exc: SQLAlchemyError) -> str:
+    # Never the message: it quotes the statement's parameters (ciphertexts, nicknames).
+    orig = getattr(exc, "orig", None)
+    return type(orig if orig is not None else exc).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One statement of a batch of check results and the rows it is run for."""
+
+    statement: Update
+    rows: list[dict[str, Any]]
+    counts_ended: bool = False  # run row by row: its rowcount says how many ended now
 
 
 class Store:
@@ -129,7 +173,7 @@ class Store:
                 db.add(row)
             row.telegram_user_id = telegram_user_id
             row.spaces_user_id = account.user_id
-            row.nickname = account.nickname
+            row.nickname = _nickname(account.nickname)
             row.sid_enc = self._encrypt(account.sid, _context(chat_id, "sid"))
             row.ck_enc = self._encrypt(account.ck, _context(chat_id, "ck"))
             row.linked_at = now
@@ -154,7 +198,7 @@ class Store:
                 return
             row.last_confirmed_at = now
             row.last_checked_at = now
-            row.nickname = account.nickname
+            row.nickname = _nickname(account.nickname)
             row.state = SessionState.ACTIVE
             row.failures = 0
             if account.ck and account.ck != self._ck_of(row):
@@ -226,76 +270,34 @@ class Store:
         is conditional on the stored ciphertext being the one checked, so a re-login during
         the check is never overwritten.
         """
-        t = SESSIONS
-        same = (t.c.chat_id == bindparam("b_chat")) & (t.c.sid_enc == bindparam("b_token"))
+        writes = _check_writes(now, confirmed, ended, deferred, postponed)
+        try:
+            async with self._sessionmaker.begin() as db:
+                return await _apply_writes(db, writes)
+        except SQLAlchemyError as exc:
+            if not is_row_fault(exc):
+                raise
+            log.warning(
+                "a batch of check results could not be stored (%s); storing them one by one",
+                _fault_name(exc),
+            )
+        # One bad row must not hold back the rest: each result in its own transaction.
         ended_count = 0
-        async with self._sessionmaker.begin() as db:
-            if confirmed:
-                stmt = (
-                    update(t)
-                    .where(same)
-                    .values(
-                        state=SessionState.ACTIVE.value,
-                        failures=0,
-                        nickname=bindparam("b_nick"),
-                        last_checked_at=now,
-                        last_confirmed_at=now,
-                        next_check_at=bindparam("b_next"),
+        for write in writes:
+            for row in write.rows:
+                single = _Write(write.statement, [row], write.counts_ended)
+                try:
+                    async with self._sessionmaker.begin() as db:
+                        ended_count += await _apply_writes(db, [single])
+                except SQLAlchemyError as exc:
+                    if not is_row_fault(exc):
+                        raise
+                    log.error(
+                        "check result of chat %s cannot be stored (%s); skipped, checked again "
+                        "when due",
+                        row.get("b_chat"),
+                        _fault_name(exc),
                     )
-                )
-                await db.execute(
-                    stmt,
-                    [
-                        {"b_chat": d.chat_id, "b_token": d.token, "b_nick": nick, "b_next": nxt}
-                        for d, nick, nxt in confirmed
-                    ],
-                )
-            if deferred:
-                stmt = (
-                    update(t)
-                    .where(same)
-                    .values(
-                        state=bindparam("b_state"),
-                        failures=t.c.failures + 1,
-                        last_checked_at=now,
-                        next_check_at=bindparam("b_next"),
-                    )
-                )
-                await db.execute(
-                    stmt,
-                    [
-                        {
-                            "b_chat": d.chat_id,
-                            "b_token": d.token,
-                            "b_next": nxt,
-                            "b_state": SessionState.UNCONFIRMED.value
-                            if d.state != SessionState.ENDED
-                            else d.state.value,
-                        }
-                        for d, nxt in deferred
-                    ],
-                )
-            if postponed:
-                stmt = update(t).where(same).values(next_check_at=bindparam("b_next"))
-                await db.execute(
-                    stmt,
-                    [{"b_chat": d.chat_id, "b_token": d.token, "b_next": n} for d, n in postponed],
-                )
-            for d in ended:
-                result = await db.execute(
-                    update(t)
-                    .where(t.c.chat_id == d.chat_id, t.c.sid_enc == d.token)
-                    .where(t.c.state != SessionState.ENDED.value)
-                    .values(
-                        state=SessionState.ENDED.value,
-                        ended_at=now,
-                        last_checked_at=now,
-                        next_check_at=None,
-                        notice="pending",
-                        notice_due_at=None,
-                    )
-                )
-                ended_count += getattr(result, "rowcount", 0) or 0
         return ended_count
 
     async def defer(self, chat_ids: list[int], until: datetime) -> None:
@@ -470,3 +472,90 @@ class Store:
             next_check_at=row.next_check_at,
             ended_at=row.ended_at,
         )
+
+
+def _check_writes(
+    now: datetime,
+    confirmed: Sequence[tuple[DueSession, str, datetime]],
+    ended: Sequence[DueSession],
+    deferred: Sequence[tuple[DueSession, datetime]],
+    postponed: Sequence[tuple[DueSession, datetime]],
+) -> list[_Write]:
+    """The statements that store one batch of check results, with their rows."""
+    t = SESSIONS
+    # Each write is conditional on the stored ciphertext being the one checked.
+    same = (t.c.chat_id == bindparam("b_chat")) & (t.c.sid_enc == bindparam("b_token"))
+    confirm = (
+        update(t)
+        .where(same)
+        .values(
+            state=SessionState.ACTIVE.value,
+            failures=0,
+            nickname=bindparam("b_nick"),
+            last_checked_at=now,
+            last_confirmed_at=now,
+            next_check_at=bindparam("b_next"),
+        )
+    )
+    defer = (
+        update(t)
+        .where(same)
+        .values(
+            state=bindparam("b_state"),
+            failures=t.c.failures + 1,
+            last_checked_at=now,
+            next_check_at=bindparam("b_next"),
+        )
+    )
+    postpone = update(t).where(same).values(next_check_at=bindparam("b_next"))
+    end = (
+        update(t)
+        .where(same, t.c.state != SessionState.ENDED.value)
+        .values(
+            state=SessionState.ENDED.value,
+            ended_at=now,
+            last_checked_at=now,
+            next_check_at=None,
+            notice="pending",
+            notice_due_at=None,
+        )
+    )
+
+    def key(d: DueSession) -> dict[str, Any]:
+        return {"b_chat": d.chat_id, "b_token": d.token}
+
+    writes = [
+        _Write(
+            confirm,
+            [{**key(d), "b_nick": _nickname(nick), "b_next": nxt} for d, nick, nxt in confirmed],
+        ),
+        _Write(
+            defer,
+            [
+                {
+                    **key(d),
+                    "b_next": nxt,
+                    "b_state": SessionState.UNCONFIRMED.value
+                    if d.state != SessionState.ENDED
+                    else d.state.value,
+                }
+                for d, nxt in deferred
+            ],
+        ),
+        _Write(postpone, [{**key(d), "b_next": nxt} for d, nxt in postponed]),
+        _Write(end, [key(d) for d in ended], counts_ended=True),
+    ]
+    return [w for w in writes if w.rows]
+
+
+async def _apply_writes(db: AsyncSession, writes: Sequence[_Write]) -> int:
+    """Run the writes in `db`'s transaction; returns how many sessions ended now."""
+    ended = 0
+    for write in writes:
+        if write.counts_ended:
+            for row in write.rows:
+                result = await db.execute(write.statement, row)
+                ended += getattr(result, "rowcount", 0) or 0
+        else:
+            await db.execute(write.statement, cast(Sequence[Mapping[str, Any]], write.rows))
+    return ended

@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.storage.engine import create_engine, downgrade, migrate
+from bot.storage.engine import DEFAULT_STATEMENT_TIMEOUT, create_engine, downgrade, migrate
 from bot.storage.models import Base
 
 
@@ -29,7 +29,8 @@ async def test_sqlite_pragmas_on_every_connection(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
         assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
-        assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 5000
+        busy = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
+        assert busy == DEFAULT_STATEMENT_TIMEOUT * 1000
 
 
 async def test_models_match_migrations(engine: AsyncEngine) -> None:
