@@ -1,4 +1,8 @@
-"""`python -m bot` runs the bot; `python -m bot genkey` prints a fresh encryption key."""
+"""`python -m bot` runs the bot; `python -m bot genkey` prints a fresh encryption key.
+
+`python -m bot --new-database` starts with an empty database even where an earlier
+installation left its traces (its generated key, its marker in DATA_DIR).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     parser.add_argument("command", nargs="?", default="run", choices=["run", "genkey"])
+    parser.add_argument(
+        "--new-database",
+        action="store_true",
+        help="start with an empty database although this bot ran here before",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "genkey":
@@ -56,7 +65,7 @@ def _main(argv: list[str] | None) -> int:
     secrets = [settings.bot_token.get_secret_value(), *settings.key_strings()]
     setup_logging(settings.log_level, settings.log_format, secrets)
     try:
-        asyncio.run(run(settings))
+        asyncio.run(run(settings, new_database=args.new_database))
     except StartupError as exc:
         logging.getLogger("bot").error("%s", exc)
         return 2

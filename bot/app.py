@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, fields
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -56,6 +57,7 @@ from bot.spaces import SpacesClient
 from bot.spaces.transport import AiohttpTransport
 from bot.storage.crypto import Cipher, resolve_keys
 from bot.storage.engine import create_engine, make_sessionmaker, migrate
+from bot.storage.install import earlier_install, mark_installed, sqlite_file
 from bot.storage.owners import OwnerStore
 from bot.storage.store import Store
 
@@ -281,38 +283,67 @@ class BackgroundTask:
 
 
 async def prepare_store(
-    settings: Settings, stack: AsyncExitStack
+    settings: Settings, stack: AsyncExitStack, *, new_database: bool = False
 ) -> tuple[Store, OwnerStore, Cipher]:
-    """Open the database, migrate it and prove the key opens it; re-encrypt under key one."""
+    """Open the database, prove the key opens it, migrate it; re-encrypt under key one.
+
+    A database that is missing or empty where an earlier installation left its traces is
+    refused unless `new_database` says an empty one is wanted.
+    """
     from bot.storage.crypto import KeyConfigError
     from bot.storage.store import KeyMismatch
 
+    url = settings.effective_database_url
+    # Looked at before a key is generated or a database file created: both are traces.
+    trace = earlier_install(settings.data_dir)
+    database_file = sqlite_file(url)
+    if trace is not None and not new_database:
+        if database_file is not None and not database_file.exists():
+            raise StartupError(
+                _lost_database(f"the database file {database_file} is missing", trace)
+            )
     try:
         cipher = Cipher.from_strings(resolve_keys(settings.key_strings(), settings.data_dir))
     except KeyConfigError as exc:
         raise StartupError(
             f"ENCRYPTION_KEY is not valid: {exc}. Make one with `python -m bot genkey`."
         ) from None
-    engine = create_engine(
-        settings.effective_database_url, timeout=settings.database_timeout_seconds
-    )
+    engine = create_engine(url, timeout=settings.database_timeout_seconds)
     stack.push_async_callback(engine.dispose)
-    await migrate(engine)
     sessionmaker = make_sessionmaker(engine)
     store = Store(sessionmaker, cipher)
+    wrong_key = StartupError(
+        "ENCRYPTION_KEY does not open this database: set the key it was created with "
+        "(several keys may be given, comma-separated). Nothing was changed."
+    )
+    try:
+        # Before any migration, so that "nothing was changed" is true.
+        known = await store.has_canary()
+    except KeyMismatch:
+        raise wrong_key from None
+    if not known and trace is not None and not new_database:
+        raise StartupError(_lost_database("the database is empty", trace))
+    await migrate(engine)
     try:
         created = await store.verify_or_create_canary()
     except KeyMismatch:
-        raise StartupError(
-            "ENCRYPTION_KEY does not open this database: set the key it was created with "
-            "(several keys may be given, comma-separated). Nothing was changed."
-        ) from None
+        raise wrong_key from None
     if created:
         log.info("new installation: key canary stored")
+    if database_file is not None or settings.data_dir.exists():
+        mark_installed(settings.data_dir)
     if len(cipher.key_ids) > 1:
         changed = await store.reencrypt_all()
         log.info("key rotation: %d session(s) re-encrypted under the first key", changed)
     return store, OwnerStore(sessionmaker), cipher
+
+
+def _lost_database(what: str, trace: Path) -> str:
+    return (
+        f"Not starting: {what}, but {trace} shows this bot ran here before, so its sessions "
+        "would be lost without a word. Restore the database from a backup, or start once "
+        "with `python -m bot --new-database` to begin with an empty one."
+    )
 
 
 async def wait_for_telegram(bot: Bot, max_delay: float = 60.0) -> bool:
@@ -355,9 +386,9 @@ def build_spaces_client(settings: Settings, transport: httpx.AsyncBaseTransport)
     )
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings, *, new_database: bool = False) -> None:
     async with AsyncExitStack() as stack:
-        store, owners, cipher = await prepare_store(settings, stack)
+        store, owners, cipher = await prepare_store(settings, stack, new_database=new_database)
 
         transport = AiohttpTransport()  # the Spaces connection pool; see bot/spaces/transport.py
         stack.push_async_callback(transport.aclose)

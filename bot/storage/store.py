@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Column, Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import Column, Table, bindparam, delete, func, inspect, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -101,6 +101,23 @@ class Store:
         return True
 
     # -- keys -------------------------------------------------------------------------------
+
+    async def has_canary(self) -> bool:
+        """Whether the database holds a canary, checked before any migration runs.
+
+        False for a database with no tables yet; KeyMismatch when no key opens the canary,
+        so a wrong key stops the bot before anything is changed."""
+        async with self._sessionmaker() as db:
+            connection = await db.connection()
+            tables = await connection.run_sync(lambda c: inspect(c).has_table(Meta.__tablename__))
+            row = await db.get(Meta, CANARY_KEY) if tables else None
+        if row is None:
+            return False
+        try:
+            self._cipher.decrypt(row.value, context=_CANARY_CONTEXT)
+        except DecryptError:
+            raise KeyMismatch from None
+        return True
 
     async def verify_or_create_canary(self) -> bool:
         """True when the canary was created now; KeyMismatch when no key opens it."""

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from bot.locales import build_i18n
 from bot.storage.crypto import generate_key
+from bot.storage.engine import create_engine, downgrade
 from tests.fakes.spaces_server import FakeSpaces
 from tests.fakes.telegram_server import ApiCall, FakeTelegram
 
@@ -29,8 +31,9 @@ def t(key: str, **params: object) -> str:
 
 
 class BotProcess:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *args: str) -> None:
         self.env = env
+        self.args = args
         self.proc: asyncio.subprocess.Process | None = None
         self.stderr = b""
 
@@ -39,6 +42,7 @@ class BotProcess:
             sys.executable,
             "-m",
             "bot",
+            *self.args,
             cwd=self.env["BOT_CWD"],
             env=self.env,
             stdout=asyncio.subprocess.PIPE,
@@ -185,6 +189,65 @@ async def test_wrong_key_exits_2_with_one_line_and_changes_nothing(
     lines = [line for line in bot.stderr.decode().splitlines() if line.strip()]
     assert len(lines) == 1 and "ENCRYPTION_KEY" in lines[0] and "Traceback" not in lines[0]
     assert db.read_bytes() == before
+
+
+async def test_a_deleted_database_is_refused_until_told_it_is_new(
+    fakes: tuple[FakeTelegram, FakeSpaces], tmp_path: Path
+) -> None:
+    tg, spaces = fakes
+    env = bot_env(tg, spaces, tmp_path, "")
+    del env["ENCRYPTION_KEY"]  # the key is generated into DATA_DIR
+    bot = BotProcess(env)
+    await bot.start()
+    await tg.wait_for_call("setMyCommands", timeout=20)
+    assert await bot.stop() == 0
+    db = tmp_path / "data" / "bot.sqlite3"
+    db.unlink()
+
+    bot = BotProcess(env)
+    await bot.start()
+    assert await bot.wait() == 2
+    lines = [line for line in bot.stderr.decode().splitlines() if line.strip()]
+    assert len(lines) == 1 and "--new-database" in lines[0], lines
+    assert not db.exists()
+
+    bot = BotProcess(env, "--new-database")
+    await bot.start()
+    mark = tg.mark()
+    await tg.wait_for_call("setMyCommands", after=mark, timeout=20)
+    assert await bot.stop() == 0
+    assert db.exists()
+
+
+def dump(db: Path) -> str:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return "\n".join(conn.iterdump())
+
+
+async def test_a_wrong_key_stops_before_a_pending_migration(
+    fakes: tuple[FakeTelegram, FakeSpaces], tmp_path: Path
+) -> None:
+    tg, spaces = fakes
+    env = bot_env(tg, spaces, tmp_path, generate_key())
+    bot = BotProcess(env)
+    await bot.start()
+    await tg.wait_for_call("setMyCommands", timeout=20)
+    assert await bot.stop() == 0
+    db = tmp_path / "data" / "bot.sqlite3"
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        (head,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    # As if the database came from a bot older than the newest migration.
+    engine = create_engine(f"sqlite+aiosqlite:///{db}")
+    await downgrade(engine, "-1")
+    await engine.dispose()
+    before = dump(db)
+
+    bot = BotProcess({**env, "ENCRYPTION_KEY": generate_key()})
+    await bot.start()
+    assert await bot.wait() == 2
+    assert "ENCRYPTION_KEY" in bot.stderr.decode()
+    assert dump(db) == before
+    assert f"'{head}'" not in before
 
 
 async def test_expiry_is_reported_within_two_intervals_and_an_outage_says_nothing(
