@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from markupsafe import Markup
 
 from bot.locales import PoI18n
 from bot.spaces import CaptchaRequired, OAuthLink, SpacesAPIError, SpacesError, SpacesUnavailable
@@ -54,8 +55,19 @@ def oauth_keyboard(i18n: PoI18n, links: list[OAuthLink]) -> InlineKeyboardMarkup
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def spaces_error_text(i18n: PoI18n, error: SpacesError) -> str:
-    """One plain sentence for anything Spaces (or the way to it) answered."""
+def spaces_error_text(i18n: PoI18n, error: SpacesError) -> Markup:
+    """Our sentence for anything Spaces (or the way to it) answered, then Spaces' own words
+    about it, quoted and escaped, when the answer carried some (as the site shows them).
+
+    HTML for a message: pass it as a placeholder value and it is not escaped twice."""
+    sentence = Markup(_sentence(i18n, error))
+    words = error.server_text if isinstance(error, SpacesAPIError) else None
+    if words is None:
+        return sentence
+    return Markup(i18n.text("spaces-says", sentence=sentence, words=words))
+
+
+def _sentence(i18n: PoI18n, error: SpacesError) -> str:
     if isinstance(error, SpacesUnavailable):
         return i18n.text(f"spaces-unavailable-{error.reason}")
     if isinstance(error, CaptchaRequired):

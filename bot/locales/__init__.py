@@ -22,6 +22,7 @@ from babel.dates import format_datetime, format_timedelta
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from markupsafe import Markup
 
 LOCALES_DIR = Path(__file__).resolve().parent
 DEFAULT_TIMEZONE = "Europe/Moscow"
@@ -77,7 +78,8 @@ class PoI18n(I18n):
         return translations
 
     def text(self, key: str, locale: str | None = None, /, **params: Any) -> str:
-        """The sentence for `key`, with `params` HTML-escaped (messages use HTML parse mode)."""
+        """The sentence for `key`, with `params` HTML-escaped (messages use HTML parse mode),
+        except a `Markup` value, which is HTML already."""
         return _fill(self.gettext(key, locale=locale), params, escape=True)
 
     def ntext(self, key: str, n: int, locale: str | None = None, /, **params: Any) -> str:
@@ -128,6 +130,8 @@ def _fill(template: str, params: dict[str, Any], *, escape: bool) -> str:
 
 
 def _escape(value: Any) -> Any:
+    if isinstance(value, Markup):  # already HTML, e.g. a sentence built from the catalogue
+        return value
     return html.escape(value, quote=False) if isinstance(value, str) else value
 
 

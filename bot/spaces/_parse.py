@@ -144,3 +144,26 @@ def parse_oauth_links(body: Mapping[str, object], *, method: str) -> list[OAuthL
         if provider and url and urlsplit(url).scheme.lower() in ("http", "https"):
             links.append(OAuthLink(provider=provider, url=url))
     return links
+
+
+# The site's own client (apiError in spacesLib.js) shows an answer's `error` text for any
+# code, and for these codes the text in another field when there is no `error`.
+_WORDS_FIELD_BY_CODE: Mapping[str, tuple[str, ...]] = {
+    "00006": ("message",),  # ERR_UNKNOWN_ERROR
+    "00028": ("message",),  # ERR_WML
+    "00032": ("message",),  # ERR_NOT_ENOUGH_KARMA
+    "02002": ("message",),  # ERR_MESSAGE_ERROR
+    "02009": ("can_write_error", "message"),  # ERR_MESSAGE_SEND_DENIED
+    "09006": ("errMsg",),  # ERR_UPLOAD_ERROR
+}
+
+
+def server_words(body: Mapping[str, object], code: str) -> object:
+    """Spaces' own explanation in an error answer, raw (SpacesAPIError cleans it), or None."""
+    error = body.get("error")
+    if isinstance(error, str) and error.strip():
+        return error
+    value: object = body
+    for key in _WORDS_FIELD_BY_CODE.get(code, ()):
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value if isinstance(value, str) else None

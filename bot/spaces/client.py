@@ -222,11 +222,12 @@ class SpacesClient:
         logger.debug("Spaces %s -> %s", method, code)
         if code == codes.SUCCESS:
             return body
+        words = _parse.server_words(body, code)
         if code in codes.CAPTCHA_CODES:
             captcha_url = _captcha_url(body, self._base)
             if captcha_url is not None:
-                raise CaptchaRequired(code, captcha_url, method=method)
-        raise SpacesAPIError(code, method=method)
+                raise CaptchaRequired(code, captcha_url, method=method, server_text=words)
+        raise SpacesAPIError(code, method=method, server_text=words)
 
 
 async def _read_at_most(response: httpx.Response, cap: int) -> bytes | None:

@@ -6,17 +6,44 @@ SpacesError
     └── CaptchaRequired     00001 / 00004 with a picture to solve
 
 Messages carry only the method, the reason or code and the HTTP status: never a SID,
-CK, cookie, password or response body.
+CK, cookie, password or response body. Spaces' own words about an error (`server_text`) ride
+on the error for people to read, never in its message.
 """
 
 from __future__ import annotations
 
+import html
+import re
+import unicodedata
 from typing import Literal, get_args
 
 from bot.spaces import codes
 
 UnavailableReason = Literal["timeout", "network", "http_status", "not_json", "bad_answer"]
 UNAVAILABLE_REASONS: frozenset[str] = frozenset(get_args(UnavailableReason))
+
+# Spaces' own explanations are a line or two; a longer text is cut so it cannot flood a chat
+# (Telegram's limit is 4096 characters for the whole message).
+SERVER_TEXT_MAX_CHARS = 300
+_WHITESPACE = re.compile(r"\s+")
+# Control, format (bidi overrides, zero-width), surrogate and private-use characters.
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co"})
+
+
+def clean_server_text(value: object) -> str | None:
+    """Spaces' own words as plain text to show a person, or None when there are none.
+
+    The site renders them as HTML, so entities are decoded here (the one who shows the text
+    escapes it again); line breaks and runs of spaces become one space, invisible and control
+    characters go, and a text over SERVER_TEXT_MAX_CHARS is cut with an ellipsis."""
+    if not isinstance(value, str):
+        return None
+    # A margin over the cap for entities and spaces; a megabyte of text is not worth reading.
+    text = _WHITESPACE.sub(" ", html.unescape(value[: SERVER_TEXT_MAX_CHARS * 8]))
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in _INVISIBLE).strip()
+    if len(text) > SERVER_TEXT_MAX_CHARS:
+        text = text[: SERVER_TEXT_MAX_CHARS - 1].rstrip() + "\u2026"
+    return text or None
 
 
 class SpacesError(Exception):
@@ -61,6 +88,7 @@ class SpacesAPIError(SpacesError):
         *,
         name: str | None = None,
         method: str | None = None,
+        server_text: object = None,
     ) -> None:
         normalized = codes.normalize_code(code)
         if normalized is None:
@@ -71,6 +99,8 @@ class SpacesAPIError(SpacesError):
             name = info.name if info is not None else None
         self.name = name
         self.method = method
+        # Kept out of str()/repr() and so out of logs: the answer's words, maybe personal.
+        self.server_text = clean_server_text(server_text)
         super().__init__(normalized)
 
     @property
@@ -103,8 +133,9 @@ class CaptchaRequired(SpacesAPIError):
         *,
         name: str | None = None,
         method: str | None = None,
+        server_text: object = None,
     ) -> None:
-        super().__init__(code, name=name, method=method)
+        super().__init__(code, name=name, method=method, server_text=server_text)
         if self.code not in codes.CAPTCHA_CODES:
             raise ValueError(f"not a captcha code: {self.code}")
         # Kept out of str()/repr(): it is data from Spaces and could carry a query string.
