@@ -379,7 +379,7 @@ async def wait_for_telegram(bot: Bot, max_delay: float = 60.0) -> bool:
 def build_spaces_client(settings: Settings, transport: httpx.AsyncBaseTransport) -> SpacesClient:
     return SpacesClient(
         transport,
-        settings.spaces_base_url,
+        settings.spaces_mirrors,
         rid=settings.spaces_rid,
         timeout=settings.spaces_timeout_seconds,
         user_agent=f"spaces-bridge-bot/{VERSION}",

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.spaces.hosts import parse_mirrors
+
 # The value the published API doc sends as `rid`; a push registration token, not a secret.
 DOCUMENTED_RID = (
     "APA91bFwsPw4clF4y0RHWtg6Y4fC6UnxcrmZYLiko_ifv-8g7Qi-5koV4GRaVax5zMWTMke9eUF-MzHhzdM9iYQEF"
@@ -22,6 +24,7 @@ class Settings(BaseSettings):
     bot_token: SecretStr
     telegram_api_url: str | None = None
 
+    # One or more mirrors, comma-separated; the first is asked first (bot/spaces/hosts.py).
     spaces_base_url: str = "https://spcs.me"
     spaces_timeout_seconds: float = Field(default=10.0, gt=0)
     spaces_rid: str = DOCUMENTED_RID
@@ -69,7 +72,7 @@ class Settings(BaseSettings):
             return frozenset({value})
         return value
 
-    @field_validator("spaces_base_url", "telegram_api_url")
+    @field_validator("telegram_api_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
@@ -88,6 +91,15 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @field_validator("spaces_base_url")
+    @classmethod
+    def _mirrors(cls, value: str) -> str:
+        return ",".join(parse_mirrors(value))  # raises one sentence naming a bad entry
+
+    @property
+    def spaces_mirrors(self) -> tuple[str, ...]:
+        return tuple(self.spaces_base_url.split(","))
 
     @field_validator("log_level")
     @classmethod

@@ -11,6 +11,7 @@ from bot.handlers.ui import CANCEL, login_keyboard, private_message, spaces_erro
 from bot.locales import PoI18n
 from bot.services.account import AccountService, Active, Gone, NotLinked, Unconfirmed, Unreadable
 from bot.services.clock import utcnow
+from bot.spaces import codes
 
 
 async def status(message: Message, i18n: PoI18n, account_service: AccountService) -> None:
@@ -29,10 +30,10 @@ async def status(message: Message, i18n: PoI18n, account_service: AccountService
         "next_check_at": i18n.moment(session.next_check_at, now),
     }
     if isinstance(report, Gone):
-        await message.answer(
-            i18n.text("status-gone", nickname=session.nickname, **times),
-            reply_markup=login_keyboard(i18n),
-        )
+        text = i18n.text("status-gone", nickname=session.nickname, **times)
+        if report.replaced:
+            text += "\n" + i18n.text(f"spaces-auth-error-{codes.AUTH_DUPLICATE_SESSION}")
+        await message.answer(text, reply_markup=login_keyboard(i18n))
         return
     if isinstance(report, Unconfirmed):
         await message.answer(

@@ -18,6 +18,7 @@ from bot.locales import PoI18n
 from bot.services.broadcast import RESUME_PREFIX, STOP_PREFIX, BroadcastService
 from bot.services.clock import utcnow
 from bot.services.owners import OwnerService
+from bot.spaces import SpacesClient
 from bot.storage.store import Store
 
 SEND = "bc:send"
@@ -49,6 +50,7 @@ async def stats(
     i18n: PoI18n,
     owner_service: OwnerService,
     store: Store,
+    spaces: SpacesClient,
     started_at: float,
     version: str,
 ) -> None:
@@ -74,6 +76,9 @@ async def stats(
             uptime=i18n.duration(time.monotonic() - started_at),
             version=version,
         )
+        # Which configured mirror answered last (the one requests go to now).
+        + "\n"
+        + i18n.text("admin-stats-mirror", mirror=html.escape(spaces.base_url))
     )
 
 

@@ -19,6 +19,7 @@ from aiogram.types import (
 )
 
 from bot.handlers.ui import (
+    CANCEL,
     LOGIN,
     cancel_keyboard,
     login_keyboard,
@@ -38,7 +39,7 @@ from bot.services.login import (
     clean_password,
 )
 from bot.services.notifier import RELOGIN
-from bot.spaces import SpacesError
+from bot.spaces import LoginCookies, SpacesAPIError, SpacesError, codes
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,19 @@ class LoginFlow(StatesGroup):
     login = State()
     password = State()
     captcha = State()
+
+
+NEW_PICTURE = "captcha:new"
+
+
+def captcha_keyboard(i18n: PoI18n) -> InlineKeyboardMarkup:
+    """Under a captcha: another picture (as the site's own client offers), or cancel."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=i18n.text("button-new-picture"), callback_data=NEW_PICTURE)],
+            [InlineKeyboardButton(text=i18n.text("button-cancel"), callback_data=CANCEL)],
+        ]
+    )
 
 
 # -- groups: never a place for credentials ------------------------------------------------
@@ -190,18 +204,55 @@ async def got_captcha(
 ) -> None:
     code = clean_captcha(message.text)
     if code is None:
-        await message.answer(i18n.text("captcha-bad-answer"), reply_markup=cancel_keyboard(i18n))
+        await message.answer(i18n.text("captcha-bad-answer"), reply_markup=captcha_keyboard(i18n))
         return
+    pending = await _pending_attempt(message.chat.id, state, password_seal)
+    if pending is None:
+        await _start_over(message, state, i18n)
+        return
+    login, password, cookies = pending
+    await _attempt(
+        message, state, bot, i18n, login_service, password_seal, login, password, code,
+        cookies=cookies,
+    )  # fmt: skip
+
+
+async def new_picture(
+    query: CallbackQuery,
+    state: FSMContext,
+    bot: Bot,
+    i18n: PoI18n,
+    login_service: LoginService,
+    password_seal: PasswordSeal,
+) -> None:
+    """The same login sent again without a code: Spaces answers with a fresh picture."""
+    await query.answer()
+    message = private_message(query)
+    if message is None:
+        return
+    pending = await _pending_attempt(message.chat.id, state, password_seal)
+    if pending is None:
+        await _start_over(message, state, i18n)
+        return
+    login, password, cookies = pending
+    await _attempt(
+        message, state, bot, i18n, login_service, password_seal, login, password,
+        cookies=cookies, user_id=query.from_user.id,
+    )  # fmt: skip
+
+
+async def _pending_attempt(
+    chat_id: int, state: FSMContext, password_seal: PasswordSeal
+) -> tuple[str, str, LoginCookies] | None:
+    """The login, password and cookies a waiting captcha belongs to; None when lost or old."""
     data = await state.get_data()
     login = data.get("login")
     try:
-        password = password_seal.open(message.chat.id, data.get("pending"))
+        password = password_seal.open(chat_id, data.get("pending"))
+        cookies = password_seal.open_cookies(chat_id, data.get("pending_cookies"))
     except PendingExpired:
-        password = None
-    if not isinstance(login, str) or password is None:
-        await _start_over(message, state, i18n)
-        return
-    await _attempt(message, state, bot, i18n, login_service, password_seal, login, password, code)
+        return None
+    return (login, password, cookies) if isinstance(login, str) else None
 
 
 # -- anything else while a step waits for text --------------------------------------------
@@ -227,9 +278,13 @@ async def _attempt(
     login: str,
     password: str,
     captcha_code: str | None = None,
+    *,
+    cookies: LoginCookies | None = None,
+    user_id: int | None = None,
 ) -> None:
     chat_id = message.chat.id
-    user_id = message.from_user.id if message.from_user else chat_id
+    if user_id is None:
+        user_id = message.from_user.id if message.from_user else chat_id
     await bot.send_chat_action(chat_id, ChatAction.TYPING)
     try:
         outcome = await login_service.login(
@@ -238,6 +293,7 @@ async def _attempt(
             login=login,
             password=password,
             captcha_code=captcha_code,
+            cookies=cookies,
         )
     except LoginLocked as locked:
         await state.clear()
@@ -245,21 +301,32 @@ async def _attempt(
         return
     except SpacesError as exc:
         log.info("login for chat %s failed: %s", chat_id, exc)
+        reason = spaces_error_text(i18n, exc)
+        auth_error = exc.auth_error if isinstance(exc, SpacesAPIError) else None
+        if auth_error == codes.AUTH_TOO_FAST:
+            # Nothing is wrong with what was typed: the same step waits for it again.
+            await message.answer(reason, reply_markup=cancel_keyboard(i18n))
+            return
         await state.clear()
+        blocked = auth_error == codes.AUTH_ACCOUNT_BLOCKED  # trying again cannot help
         await message.answer(
-            i18n.text("login-failed", reason=spaces_error_text(i18n, exc)),
-            reply_markup=login_keyboard(i18n),
+            i18n.text("login-failed", reason=reason),
+            reply_markup=None if blocked else login_keyboard(i18n),
         )
         return
 
     if isinstance(outcome, CaptchaChallenge):
-        await state.update_data(pending=password_seal.seal(chat_id, password))
+        # The attempt's cookies go with its password: sealed, this chat's, this attempt's.
+        await state.update_data(
+            pending=password_seal.seal(chat_id, password),
+            pending_cookies=password_seal.seal_cookies(chat_id, outcome.cookies),
+        )
         await state.set_state(LoginFlow.captcha)
         caption = i18n.text("captcha-wrong" if outcome.wrong_answer else "captcha-ask")
         await message.answer_photo(
             BufferedInputFile(outcome.image, filename="captcha.png"),
             caption=caption,
-            reply_markup=cancel_keyboard(i18n),
+            reply_markup=captcha_keyboard(i18n),
         )
         return
 
@@ -284,5 +351,6 @@ def build_router() -> Router:
     router.message.register(got_login, LoginFlow.login, F.chat.type == "private", F.text)
     router.message.register(got_password, LoginFlow.password, F.chat.type == "private", F.text)
     router.message.register(got_captcha, LoginFlow.captcha, F.chat.type == "private", F.text)
+    router.callback_query.register(new_picture, LoginFlow.captcha, F.data == NEW_PICTURE)
     router.message.register(not_text, StateFilter(LoginFlow), F.chat.type == "private")
     return router

@@ -73,6 +73,11 @@ def _sentence(i18n: PoI18n, error: SpacesError) -> str:
     if isinstance(error, CaptchaRequired):
         return i18n.text("captcha-unavailable")
     if isinstance(error, SpacesAPIError):
+        if error.auth_error is not None:  # 01006 says more precisely what went wrong
+            key = f"spaces-auth-error-{error.auth_error}"
+            text = i18n.text(key)
+            if text != key:
+                return text
         key = f"spaces-code-{error.code}"
         text = i18n.text(key)
         if text != key:

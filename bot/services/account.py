@@ -36,6 +36,7 @@ class Gone:
     """Spaces says the session no longer exists (expired, logged out elsewhere)."""
 
     session: LinkedSession
+    replaced: bool = False  # another sign-in to the account took its place (01006, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,19 +76,20 @@ class AccountService:
             if exc.is_session_gone:
                 # The person sees it right here, so no separate notice follows.
                 await self._store.end_session(chat_id, session.sid, utcnow(), notify=False)
-                return Gone(session)
+                return Gone(session, replaced=exc.session_replaced)
             return Unconfirmed(session, exc)
         except SpacesError as exc:
             return Unconfirmed(session, exc)
         now = utcnow()
         await self._store.confirm_session(chat_id, session.sid, account, now)
         session = await self._store.get_session(chat_id) or session
-        counters: Counters | None
-        try:
-            counters = await self._spaces.top_counts(session.sid)
-        except SpacesError as exc:
-            log.debug("counters unavailable for chat %s: %s", chat_id, exc)
-            counters = None
+        # The check answer carries them; getTopCounts only for an answer that did not.
+        counters: Counters | None = account.counters
+        if counters is None:
+            try:
+                counters = await self._spaces.top_counts(session.sid)
+            except SpacesError as exc:
+                log.debug("counters unavailable for chat %s: %s", chat_id, exc)
         return Active(session, account, counters)
 
     async def logout(self, chat_id: int) -> LogoutResult:

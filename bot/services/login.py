@@ -7,12 +7,18 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import httpx
-
 from bot.domain import LinkedSession
 from bot.services.clock import utcnow
 from bot.services.guard import LoginGuard
-from bot.spaces import CaptchaRequired, OAuthLink, SpacesAPIError, SpacesClient, SpacesError, codes
+from bot.spaces import (
+    CaptchaRequired,
+    LoginCookies,
+    OAuthLink,
+    SpacesAPIError,
+    SpacesClient,
+    SpacesError,
+    codes,
+)
 from bot.storage.crypto import Cipher, DecryptError
 from bot.storage.store import SessionUnreadable, Store
 
@@ -36,6 +42,8 @@ class LoggedIn:
 class CaptchaChallenge:
     image: bytes = field(repr=False)
     wrong_answer: bool
+    # What this attempt must send back with the answer: keep it with the attempt (sealed).
+    cookies: LoginCookies = field(default_factory=LoginCookies, repr=False)
 
 
 class PendingExpired(Exception):
@@ -67,39 +75,44 @@ def clean_captcha(text: str | None) -> str | None:
 
 
 class PasswordSeal:
-    """Keeps a password encrypted (bound to the chat, time-limited) while a captcha waits."""
+    """Keeps a password, and the login attempt's cookies, encrypted (bound to the chat and
+    to what they are, time-limited) while a captcha waits."""
 
     def __init__(self, cipher: Cipher, ttl_seconds: float = PENDING_PASSWORD_SECONDS) -> None:
         self._cipher = cipher
         self._ttl = ttl_seconds
 
     def seal(self, chat_id: int, password: str) -> str:
-        expires = int(time.time() + self._ttl)
-        return self._cipher.encrypt(f"{expires}:{password}", context=self._context(chat_id))
+        return self._seal(chat_id, "pending_password", password)
 
     def open(self, chat_id: int, token: str | None) -> str:
+        return self._open(chat_id, "pending_password", token)
+
+    def seal_cookies(self, chat_id: int, cookies: LoginCookies) -> str | None:
+        """None when the attempt has no cookies: nothing to keep."""
+        return self._seal(chat_id, "pending_cookies", cookies.dump()) if cookies else None
+
+    def open_cookies(self, chat_id: int, token: str | None) -> LoginCookies:
+        """No token: the attempt had no cookies. A token that does not open: PendingExpired."""
+        if not token:
+            return LoginCookies()
+        return LoginCookies.load(self._open(chat_id, "pending_cookies", token))
+
+    def _seal(self, chat_id: int, purpose: str, secret: str) -> str:
+        expires = int(time.time() + self._ttl)
+        return self._cipher.encrypt(f"{expires}:{secret}", context=f"fsm:{chat_id}:{purpose}")
+
+    def _open(self, chat_id: int, purpose: str, token: str | None) -> str:
         if not token:
             raise PendingExpired
         try:
-            plain = self._cipher.decrypt(token, context=self._context(chat_id))
+            plain = self._cipher.decrypt(token, context=f"fsm:{chat_id}:{purpose}")
         except DecryptError:
             raise PendingExpired from None
-        expires, _, password = plain.partition(":")
+        expires, _, secret = plain.partition(":")
         if not expires.isdigit() or int(expires) < time.time():
             raise PendingExpired
-        return password
-
-    @staticmethod
-    def _context(chat_id: int) -> str:
-        return f"fsm:{chat_id}:pending_password"
-
-
-def _is_web_url_on(url: str, host: str) -> bool:
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError):
-        return False
-    return parsed.scheme in {"http", "https"} and parsed.host.lower() == host.lower()
+        return secret
 
 
 # Answers that mean the credentials were wrong: these count towards the brute-force limit.
@@ -122,13 +135,11 @@ class LoginService:
     async def oauth_links(self) -> list[OAuthLink]:
         """Social sign-in links, or none when Spaces cannot give them now."""
         try:
-            links = await self._spaces.oauth_links()
+            # Only links into Spaces (any of its mirrors) come back: an answer is data.
+            return await self._spaces.oauth_links()
         except SpacesError as exc:
             log.info("social sign-in links unavailable: %s", exc)
             return []
-        # An answer is data: only links into Spaces itself become buttons.
-        home = httpx.URL(self._spaces.base_url).host
-        return [link for link in links if _is_web_url_on(link.url, home)]
 
     async def login(
         self,
@@ -138,16 +149,24 @@ class LoginService:
         login: str,
         password: str,
         captcha_code: str | None = None,
+        cookies: LoginCookies | None = None,
     ) -> LoggedIn | CaptchaChallenge:
         """Raises SpacesError for every answer that is neither a session nor a captcha, and
-        LoginLocked (sending nothing to Spaces) after too many failed attempts."""
+        LoginLocked (sending nothing to Spaces) after too many failed attempts. `cookies`
+        are the attempt's own, from its previous CaptchaChallenge."""
         if self._guard is not None:
             await self._guard.check(telegram_user_id, login)
         try:
-            account = await self._spaces.login(login, password, captcha_code=captcha_code)
+            account = await self._spaces.login(
+                login, password, captcha_code=captcha_code, cookies=cookies
+            )
         except CaptchaRequired as challenge:
-            image = await self._spaces.fetch_captcha(challenge.captcha_url)
-            return CaptchaChallenge(image=image, wrong_answer=challenge.wrong_answer)
+            image = await self._spaces.fetch_captcha(
+                challenge.captcha_url, cookies=challenge.cookies
+            )
+            return CaptchaChallenge(
+                image=image, wrong_answer=challenge.wrong_answer, cookies=challenge.cookies
+            )
         except SpacesAPIError as exc:
             if self._guard is not None and exc.code in _FAILED_CREDENTIALS:
                 await self._guard.failed(telegram_user_id, login)

@@ -2,6 +2,7 @@
 
 from bot.spaces import codes
 from bot.spaces.client import SpacesClient
+from bot.spaces.cookies import LoginCookies
 from bot.spaces.errors import CaptchaRequired, SpacesAPIError, SpacesError, SpacesUnavailable
 from bot.spaces.types import Account, Counters, OAuthLink
 
@@ -9,6 +10,7 @@ __all__ = [
     "Account",
     "CaptchaRequired",
     "Counters",
+    "LoginCookies",
     "OAuthLink",
     "SpacesAPIError",
     "SpacesClient",

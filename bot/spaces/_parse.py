@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 _SECRET_QUERY_KEYS = frozenset({"sid", "ck"})
 _OAUTH_SUFFIX = "_login_URL"
 _COUNTER_KEYS = (("1", "journal"), ("2", "feed"), ("3", "mail"))
+# Where a login/check answer keeps them: at the top level of `attributes`.
+_ATTRIBUTE_COUNTERS = (("journalTbNm", "journal"), ("lentaTbNm", "feed"), ("mailTbNm", "mail"))
 
 
 def _as_int(value: object) -> int | None:
@@ -112,21 +114,45 @@ def parse_account(
         channel_id=_as_text(attributes.get("channel_id")),
         avatar_url=_as_url(attributes.get("avatar")),
         profile_url=strip_secret_params(profile_url) if profile_url else None,
+        counters=_counters_of(attributes, _ATTRIBUTE_COUNTERS, complete=True),
     )
 
 
+def _counters_of(
+    source: Mapping[str, object], keys: tuple[tuple[str, str], ...], *, complete: bool = False
+) -> Counters | None:
+    """None when none is there, or (`complete`) when any is missing: the doc's own login
+    sample has `mailTbNm` alone, and a zero must not stand in for an unknown count."""
+    values = {name: _as_int(source.get(key)) for key, name in keys}
+    missing = [value is None for value in values.values()]
+    if all(missing) or (complete and any(missing)):
+        return None
+    return Counters(**{name: max(value or 0, 0) for name, value in values.items()})
+
+
+def auth_error(body: Mapping[str, object]) -> int | None:
+    """01006's sub-code: `auth_errror` (sic, as the site sends it), or the spelling a
+    fixed server would use."""
+    for key in ("auth_errror", "auth_error"):
+        number = _as_int(body.get(key))
+        if number is not None:
+            return number
+    return None
+
+
 def parse_counters(body: Mapping[str, object], *, method: str) -> Counters:
-    """getTopCounts: keys "1"/"2"/"3" under `counters` (or `counts`), or at top level."""
+    """getTopCounts: keys "1"/"2"/"3" at the top level, or under `counters`/`counts`."""
     source: Mapping[str, object] = body
     for key in ("counters", "counts"):
         nested = body.get(key)
         if isinstance(nested, Mapping):
             source = nested
             break
-    values = {name: _as_int(source.get(key)) for key, name in _COUNTER_KEYS}
-    if all(value is None for value in values.values()):
+    counters = _counters_of(source, _COUNTER_KEYS)
+    if counters is None:
         logger.debug("Spaces %s answer has no counters; reporting zeros", method)
-    return Counters(**{name: max(value or 0, 0) for name, value in values.items()})
+        return Counters()
+    return counters
 
 
 def parse_oauth_links(body: Mapping[str, object], *, method: str) -> list[OAuthLink]:

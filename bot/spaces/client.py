@@ -1,4 +1,8 @@
-"""The Spaces neoapi client: one request per call, no retries, typed answers.
+"""The Spaces neoapi client: one request per call (per mirror), typed answers.
+
+Several mirrors may be configured: a request goes to the one that answered last, and to the
+next when that one cannot be reached (connection refused, DNS, timeout, 5xx, an HTML page);
+a SID works on every mirror.
 
 Requests go straight to an httpx transport (shared by the whole bot, owned by the caller),
 not through an `httpx.AsyncClient`: a transport keeps no cookies and follows no redirects,
@@ -15,12 +19,13 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import httpx
 
-from bot.spaces import _parse, codes
+from bot.spaces import _parse, codes, hosts
+from bot.spaces.cookies import LoginCookies
 from bot.spaces.errors import CaptchaRequired, SpacesAPIError, SpacesUnavailable
 from bot.spaces.types import Account, Counters, OAuthLink
 
@@ -32,26 +37,51 @@ _FIELD_NAME = re.compile(r"[A-Za-z_]+")
 _MAX_ANSWER_BYTES = 1024 * 1024  # a neoapi answer is a few kB; more is not Spaces talking
 
 
+class _AttemptJar:
+    """The cookies of one login call, updated by each answer it gets (never shared)."""
+
+    def __init__(self, cookies: LoginCookies | None) -> None:
+        self.cookies = cookies or LoginCookies()
+
+
+class _Mirror:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.base = httpx.URL(self.base_url)
+        if self.base.scheme not in _DEFAULT_PORTS or not self.base.host:
+            raise ValueError("base_url must be an absolute http(s) URL")
+        self.urls = {
+            endpoint: httpx.URL(f"{self.base_url}/neoapi/{endpoint}")
+            for endpoint in ("session", "common")
+        }
+
+
+def _worth_another_mirror(error: SpacesUnavailable) -> bool:
+    """This mirror could not be reached or is not the API: another one may answer."""
+    if error.reason in ("timeout", "network", "not_json"):
+        return True
+    return error.reason == "http_status" and (error.status or 0) >= 500
+
+
 class SpacesClient:
     def __init__(
         self,
         transport: httpx.AsyncBaseTransport,
-        base_url: str,
+        base_url: str | Sequence[str],
         *,
         rid: str,
         timeout: float = 10.0,
         captcha_max_bytes: int = 512 * 1024,
         user_agent: str = "spaces-bridge-bot",
+        resolver: hosts.Resolver = hosts.resolve,
     ) -> None:
         self._transport = transport
-        self._base_url = base_url.rstrip("/")
-        self._base = httpx.URL(self._base_url)
-        if self._base.scheme not in _DEFAULT_PORTS or not self._base.host:
-            raise ValueError("base_url must be an absolute http(s) URL")
-        self._urls = {
-            endpoint: httpx.URL(f"{self._base_url}/neoapi/{endpoint}")
-            for endpoint in ("session", "common")
-        }
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls:
+            raise ValueError("at least one base_url is needed")
+        self._mirrors = [_Mirror(url) for url in urls]
+        self._current = 0  # the mirror that answered last; asked first
+        self._resolve = resolver
         self._rid = rid
         self._user_agent = user_agent
         # httpx's per-request timeouts, read by the transport.
@@ -60,13 +90,38 @@ class SpacesClient:
 
     @property
     def base_url(self) -> str:
-        return self._base_url
+        """The mirror requests go to now: the one that answered last."""
+        return self._mirrors[self._current].base_url
 
-    async def login(self, login: str, password: str, *, captcha_code: str | None = None) -> Account:
+    @property
+    def mirrors(self) -> tuple[str, ...]:
+        return tuple(mirror.base_url for mirror in self._mirrors)
+
+    def spaces_url(self, url: str) -> str | None:
+        """`url` when it points at Spaces (a configured mirror, or a known Spaces domain
+        over https), else None: what an answer's link must be to become a button."""
+        parsed = hosts.spaces_web_url(url, (mirror.base for mirror in self._mirrors))
+        return None if parsed is None else str(parsed)
+
+    async def login(
+        self,
+        login: str,
+        password: str,
+        *,
+        captcha_code: str | None = None,
+        cookies: LoginCookies | None = None,
+    ) -> Account:
+        """`cookies` are the ones this attempt was given so far (with its captcha); a new
+        CaptchaRequired carries them, updated, for the next step of the same attempt."""
         fields = {"method": "login", "login": login, "password": password, "rid": self._rid}
         if captcha_code is not None:
             fields["code"] = captcha_code
-        body = await self._call("session", fields, sid=None)
+        jar = _AttemptJar(cookies)
+        try:
+            body = await self._call("session", fields, sid=None, jar=jar)
+        except CaptchaRequired as challenge:
+            challenge.cookies = jar.cookies
+            raise
         return _parse.parse_account(body, method="login")
 
     async def check(self, sid: str) -> Account:
@@ -77,30 +132,36 @@ class SpacesClient:
         await self._call("session", {"method": "logout", "rid": self._rid}, sid=sid)
 
     async def oauth_links(self) -> list[OAuthLink]:
+        """Social sign-in links that point at Spaces (any mirror); others are dropped."""
         body = await self._call("common", {"method": "getOAuthLinks"}, sid=None)
-        return _parse.parse_oauth_links(body, method="getOAuthLinks")
+        links = _parse.parse_oauth_links(body, method="getOAuthLinks")
+        kept = [link for link in links if self.spaces_url(link.url) is not None]
+        if len(kept) < len(links):
+            logger.warning("Dropped %d sign-in link(s) outside Spaces", len(links) - len(kept))
+        return kept
 
     async def top_counts(self, sid: str) -> Counters:
         body = await self._call("common", {"method": "getTopCounts"}, sid=sid)
         return _parse.parse_counters(body, method="getTopCounts")
 
-    async def fetch_captcha(self, url: str) -> bytes:
+    async def fetch_captcha(self, url: str, *, cookies: LoginCookies | None = None) -> bytes:
         """Download a captcha picture named by a login answer.
 
-        The URL is data from Spaces, not a command: only the configured host is asked,
-        without cookies, without following redirects, and only an image up to the cap.
+        The URL is data from Spaces, not a command: only a configured mirror (as configured)
+        or a known Spaces domain over https resolving to public addresses is asked, with only
+        the attempt's own cookies for that host, without following redirects, and only an
+        image up to the cap.
         """
-        target = self._captcha_target(url)
-        request = httpx.Request(
-            "GET",
-            target,
-            headers=[
-                ("User-Agent", self._user_agent),
-                ("Accept", "image/*"),
-                ("Accept-Encoding", "identity"),
-            ],
-            extensions=self._extensions,
-        )
+        target = await self._captcha_target(url)
+        headers = [
+            ("User-Agent", self._user_agent),
+            ("Accept", "image/*"),
+            ("Accept-Encoding", "identity"),
+        ]
+        cookie = cookies.header_for(target.host) if cookies else ""
+        if cookie:  # the site may tie the picture to the attempt's pre-login session
+            headers.append(("Cookie", cookie))
+        request = httpx.Request("GET", target, headers=headers, extensions=self._extensions)
         try:
             response = await self._transport.handle_async_request(request)
         except httpx.TimeoutException:
@@ -118,29 +179,24 @@ class SpacesClient:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _captcha_target(self, url: str) -> httpx.URL:
+    async def _captcha_target(self, url: str) -> httpx.URL:
         refused = SpacesUnavailable("bad_answer", method="captcha")
+        bases = [mirror.base for mirror in self._mirrors]
+        target = hosts.spaces_web_url(url, bases)
+        if target is None:
+            logger.warning("Refusing to fetch a captcha from outside the Spaces hosts")
+            raise refused
+        if hosts.same_origin(target, bases):
+            return target  # configured by the owner, private network or not
+        # A known Spaces name, not configured here: it must not lead into this network.
         try:
-            target = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError):
-            raise refused from None
-        if (
-            target.scheme not in _DEFAULT_PORTS
-            or target.host.lower() != self._base.host.lower()
-            or target.userinfo
-            or not self._same_port(target)
-        ):
-            logger.warning("Refusing to fetch a captcha from outside the Spaces host")
+            addresses = await self._resolve(target.host)
+        except OSError:
+            raise SpacesUnavailable("network", method="captcha") from None
+        if not addresses or not all(hosts.is_public_address(a) for a in addresses):
+            logger.warning("Refusing to fetch a captcha from a Spaces name with a private address")
             raise refused
         return target
-
-    def _same_port(self, target: httpx.URL) -> bool:
-        # httpx reports default ports as None, so two default-port URLs always match.
-        if target.port is None and self._base.port is None:
-            return True
-        return (target.port or _DEFAULT_PORTS[target.scheme]) == (
-            self._base.port or _DEFAULT_PORTS[self._base.scheme]
-        )
 
     async def _read_captcha(self, response: httpx.Response) -> bytes:
         status = response.status_code
@@ -163,27 +219,74 @@ class SpacesClient:
         return picture
 
     async def _call(
-        self, endpoint: Endpoint, fields: Mapping[str, str], *, sid: str | None
+        self,
+        endpoint: Endpoint,
+        fields: Mapping[str, str],
+        *,
+        sid: str | None,
+        jar: _AttemptJar | None = None,
     ) -> Mapping[str, object]:
-        """POST one method and return the success envelope, or raise."""
+        """POST one method and return the success envelope, or raise; a mirror that cannot
+        be reached hands the request to the next one. Failing on all is one failure."""
+        first = self._current
+        failure: SpacesUnavailable | None = None
+        for step in range(len(self._mirrors)):
+            index = (first + step) % len(self._mirrors)
+            try:
+                body = await self._call_mirror(self._mirrors[index], endpoint, fields, sid, jar)
+            except SpacesUnavailable as exc:
+                if not _worth_another_mirror(exc):
+                    raise
+                if len(self._mirrors) > 1:
+                    logger.info("Spaces mirror %d of %d: %s", index + 1, len(self._mirrors), exc)
+                failure = failure or exc
+                continue
+            except SpacesAPIError:
+                self._answered(index)
+                raise
+            self._answered(index)
+            return body
+        assert failure is not None
+        raise failure
+
+    def _answered(self, index: int) -> None:
+        if index != self._current:
+            logger.warning("Spaces now answers at mirror %d of %d", index + 1, len(self._mirrors))
+            self._current = index
+
+    async def _call_mirror(
+        self,
+        mirror: _Mirror,
+        endpoint: Endpoint,
+        fields: Mapping[str, str],
+        sid: str | None,
+        jar: _AttemptJar | None,
+    ) -> Mapping[str, object]:
         method = fields["method"]
         body, content_type = _multipart(fields)
+        url = mirror.urls[endpoint]
+        cookie = "json=1" if sid is None else f"json=1; sid={sid}"
+        attempt_cookie = jar.cookies.header_for(url.host) if jar is not None else ""
+        if attempt_cookie:
+            cookie = f"{cookie}; {attempt_cookie}"
         request = httpx.Request(
             "POST",
-            self._urls[endpoint],
+            url,
             headers=[
                 ("User-Agent", self._user_agent),
                 ("Accept", "application/json"),
                 ("Accept-Encoding", "gzip, deflate"),
                 ("X-Proxy", "spaces"),
                 ("Content-Type", content_type),
-                ("Cookie", "json=1" if sid is None else f"json=1; sid={sid}"),
+                ("Cookie", cookie),
             ],
             content=body,
             extensions=self._extensions,
         )
         try:
             response = await self._transport.handle_async_request(request)
+            if jar is not None:  # only a login attempt keeps what an answer sets
+                jar.cookies = jar.cookies.merged(response.headers.get_list("set-cookie"), url.host)
             try:
                 # An error page is not read: the status alone is the answer.
                 ok = 200 <= response.status_code < 300
@@ -199,9 +302,11 @@ class SpacesClient:
         except httpx.HTTPError as exc:
             logger.debug("Spaces %s -> network error %s", method, type(exc).__name__)
             raise SpacesUnavailable("network", method=method) from None
-        return self._envelope(method, response.status_code, content)
+        return self._envelope(method, response.status_code, content, mirror.base)
 
-    def _envelope(self, method: str, status: int, content: bytes | None) -> Mapping[str, object]:
+    def _envelope(
+        self, method: str, status: int, content: bytes | None, base: httpx.URL
+    ) -> Mapping[str, object]:
         # A redirect or an error status is the site or a proxy talking, never a verdict on
         # the session.
         if not 200 <= status < 300:
@@ -223,11 +328,16 @@ class SpacesClient:
         if code == codes.SUCCESS:
             return body
         words = _parse.server_words(body, code)
-        if code in codes.CAPTCHA_CODES:
-            captcha_url = _captcha_url(body, self._base)
+        auth_error = _parse.auth_error(body)
+        if code in codes.CAPTCHA_CODES or (
+            code == codes.AUTH_ERROR and auth_error == codes.AUTH_NEED_CAPTCHA
+        ):
+            captcha_url = _captcha_url(body, base)
             if captcha_url is not None:
-                raise CaptchaRequired(code, captcha_url, method=method, server_text=words)
-        raise SpacesAPIError(code, method=method, server_text=words)
+                raise CaptchaRequired(
+                    code, captcha_url, method=method, server_text=words, auth_error=auth_error
+                )
+        raise SpacesAPIError(code, method=method, server_text=words, auth_error=auth_error)
 
 
 async def _read_at_most(response: httpx.Response, cap: int) -> bytes | None:

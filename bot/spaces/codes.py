@@ -24,7 +24,19 @@ EMPTY_LOGIN_OR_PASSWORD: Final = "01002"
 WRONG_LOGIN_OR_PASSWORD: Final = "01003"
 SESSION_NOT_FOUND: Final = "01004"
 USER_MODEL_NOT_CONSTRUCTED: Final = "01005"
+AUTH_ERROR: Final = "01006"
 ALREADY_LOGGED_IN: Final = "01007"
+
+# 01006's sub-codes (`auth_errror`, sic), as the site's own client names them.
+AUTH_DUPLICATE_SESSION: Final = 1
+AUTH_INVALID_COOKIE: Final = 2
+AUTH_TOO_FAST: Final = 3
+AUTH_ACCOUNT_BLOCKED: Final = 4
+AUTH_XSRF: Final = 5
+AUTH_DUPLICATE_REQUEST: Final = 6
+AUTH_PHONE_DIGITS: Final = 7
+AUTH_NEED_CAPTCHA: Final = 8
+AUTH_ERROR_SUBCODES: Final = frozenset(range(1, 9))
 
 # 01001 is what clients actually see for an expired/unknown SID; 01004/01005 are documented.
 SESSION_GONE_CODES: Final = frozenset(

@@ -3,7 +3,7 @@
 SpacesError
 ├── SpacesUnavailable       no usable answer: says nothing about the session
 └── SpacesAPIError          Spaces answered with a non-success code
-    └── CaptchaRequired     00001 / 00004 with a picture to solve
+    └── CaptchaRequired     00001 / 00004 (or 01006 sub-code 8) with a picture to solve
 
 Messages carry only the method, the reason or code and the HTTP status: never a SID,
 CK, cookie, password or response body. Spaces' own words about an error (`server_text`) ride
@@ -18,6 +18,7 @@ import unicodedata
 from typing import Literal, get_args
 
 from bot.spaces import codes
+from bot.spaces.cookies import LoginCookies
 
 UnavailableReason = Literal["timeout", "network", "http_status", "not_json", "bad_answer"]
 UNAVAILABLE_REASONS: frozenset[str] = frozenset(get_args(UnavailableReason))
@@ -89,11 +90,14 @@ class SpacesAPIError(SpacesError):
         name: str | None = None,
         method: str | None = None,
         server_text: object = None,
+        auth_error: int | None = None,
     ) -> None:
         normalized = codes.normalize_code(code)
         if normalized is None:
             raise ValueError(f"not a Spaces code: {code!r}")
         self.code = normalized
+        # 01006's sub-code (the answer's `auth_errror`, sic): what exactly went wrong.
+        self.auth_error = auth_error if normalized == codes.AUTH_ERROR else None
         if name is None:
             info = codes.describe(normalized)
             name = info.name if info is not None else None
@@ -105,22 +109,30 @@ class SpacesAPIError(SpacesError):
 
     @property
     def is_session_gone(self) -> bool:
-        return self.code in codes.SESSION_GONE_CODES
+        return self.code in codes.SESSION_GONE_CODES or self.session_replaced
+
+    @property
+    def session_replaced(self) -> bool:
+        """01006 sub-code 1: another sign-in took this session's place; it has ended."""
+        return self.auth_error == codes.AUTH_DUPLICATE_SESSION
 
     @property
     def is_rate_limited(self) -> bool:
-        return self.code == codes.OFTEN_OPERATION
+        return self.code == codes.OFTEN_OPERATION or self.auth_error == codes.AUTH_TOO_FAST
 
     def __str__(self) -> str:
         text = f"Spaces answered {self.code}"
         if self.name:
             text += f" {self.name}"
+        if self.auth_error is not None:
+            text += f" (auth error {self.auth_error})"
         if self.method:
             text += f" to {self.method}"
         return text
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(code={self.code!r}, name={self.name!r})"
+        extra = "" if self.auth_error is None else f", auth_error={self.auth_error!r}"
+        return f"{type(self).__name__}(code={self.code!r}, name={self.name!r}{extra})"
 
 
 class CaptchaRequired(SpacesAPIError):
@@ -134,12 +146,18 @@ class CaptchaRequired(SpacesAPIError):
         name: str | None = None,
         method: str | None = None,
         server_text: object = None,
+        auth_error: int | None = None,
+        cookies: LoginCookies | None = None,
     ) -> None:
-        super().__init__(code, name=name, method=method, server_text=server_text)
-        if self.code not in codes.CAPTCHA_CODES:
+        super().__init__(
+            code, name=name, method=method, server_text=server_text, auth_error=auth_error
+        )
+        if self.code not in codes.CAPTCHA_CODES and self.auth_error != codes.AUTH_NEED_CAPTCHA:
             raise ValueError(f"not a captcha code: {self.code}")
         # Kept out of str()/repr(): it is data from Spaces and could carry a query string.
         self.captcha_url = captcha_url
+        # What this login attempt must send back with the answer (and the picture request).
+        self.cookies = cookies or LoginCookies()
 
     @property
     def wrong_answer(self) -> bool:

@@ -19,15 +19,18 @@ class Account:
     channel_id: str | None  # token for the site's live WebSocket
     avatar_url: str | None
     profile_url: str | None  # HTML-unescaped, with the `sid`/`CK` query parameters removed
+    # Unread counts the login/check answer carries (mailTbNm, journalTbNm, lentaTbNm);
+    # None when the answer has none of them.
+    counters: Counters | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Counters:
-    """Unread counts from getTopCounts."""
+    """Unread counts: from a check answer's attributes, or from getTopCounts."""
 
-    journal: int = 0  # key "1"
-    feed: int = 0  # key "2"
-    mail: int = 0  # key "3"
+    journal: int = 0  # journalTbNm; getTopCounts key "1"
+    feed: int = 0  # lentaTbNm; getTopCounts key "2"
+    mail: int = 0  # mailTbNm; getTopCounts key "3"
 
 
 @dataclass(frozen=True, slots=True)
