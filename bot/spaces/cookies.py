@@ -63,9 +63,11 @@ class LoginCookies:
             if parsed is None:
                 continue
             cookie, expired = parsed
-            kept.pop((cookie.name, cookie.domain), None)
-            if not expired and len(kept) < _MAX_COOKIES:
-                kept[(cookie.name, cookie.domain)] = cookie
+            key = (cookie.name, cookie.domain)
+            if expired:
+                kept.pop(key, None)
+            elif key in kept or len(kept) < _MAX_COOKIES:
+                kept[key] = cookie  # a renewed cookie keeps its place
         return LoginCookies(tuple(kept.values()))
 
     def dump(self) -> str:

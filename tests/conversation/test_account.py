@@ -79,3 +79,20 @@ async def test_russian_speaker_gets_russian(h: Harness) -> None:
     assert texts(calls) == [h.t("status-not-linked", "ru")]
     calls = await h.say("/status", language_code="uk")
     assert texts(calls) == [h.t("status-not-linked", "ru")]
+
+
+async def test_status_of_a_session_replaced_by_another_sign_in_says_so(h: Harness) -> None:
+    await log_in(h)
+    h.spaces.state.replace_sessions(1001)
+    calls = await h.say("/status")
+    assert h.t("spaces-auth-error-1") in texts(calls)[0]
+    session = await h.store.get_session(CHAT)
+    assert session is not None and session.state == "ended"
+
+
+async def test_status_counters_come_with_the_check(h: Harness) -> None:
+    await log_in(h)
+    h.spaces.state.set_counters(journal=4, feed=0, mail=9)
+    calls = await h.say("/status")
+    assert h.t("status-counters", mail=9, journal=4, feed=0) in texts(calls)[0]
+    assert h.spaces.state.calls_summary()["counts"].get("getTopCounts", 0) == 0

@@ -237,3 +237,8 @@ async def test_forget_deletes_everything_after_logging_out(h: Harness) -> None:
     assert await h.store.get_session(CHAT) is None
     assert await h.store.chat_languages(CHAT) == (None, None)
     assert session.sid not in h.spaces.state.sessions
+
+
+async def test_stats_name_the_mirror_that_answers(h: Harness) -> None:
+    calls = await h.say("/stats", chat_id=ADMIN)
+    assert h.t("admin-stats-mirror", mirror=h.spaces.url) in texts(calls)[0]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.handlers.login import LoginFlow
+from bot.handlers.login import NEW_PICTURE, LoginFlow
 from bot.handlers.ui import CANCEL, LOGIN
 from tests.conversation.conftest import CHAT, Harness, buttons, texts
 
@@ -18,7 +18,8 @@ async def test_login_success_deletes_password_and_stores_encrypted_session(h: Ha
     calls = await h.say("/login")
     assert h.t("login-ask-login") in texts(calls)[0]
     urls = [b["url"] for b in buttons(calls) if "url" in b]
-    assert urls and all(u.startswith(h.spaces.url) for u in urls)  # social sign-in offered
+    # Social sign-in offered, on the mirror the site names (gdespaces.com), Google too.
+    assert len(urls) == 5 and all(u.startswith("https://gdespaces.com/oauth/") for u in urls)
     await h.say("alice")
     password_update = h.tg.send_message("secret123", chat_id=CHAT)
     calls = await h._feed(password_update)
@@ -189,3 +190,112 @@ async def test_a_captcha_answered_too_late_starts_over(h: Harness) -> None:
     assert texts(calls) == [h.t("login-expired")]
     assert await h.state() is None
     assert h.spaces.state.calls_summary()["counts"]["login"] == 1  # no attempt without it
+
+
+# -- as the real site does it: the captcha's cookie, a new picture, 01006's sub-codes -------
+
+
+async def test_the_captcha_answer_goes_back_with_the_attempts_own_cookie(h: Harness) -> None:
+    h.spaces.state.set_captcha("alice", True, "4242")
+    await walk_to_password(h)
+    await h.say("secret123")
+    [handed_out] = h.spaces.state.captchas  # the pre-login sid set with the picture
+    data = await h.fsm_data()
+    assert data.get("pending_cookies") and handed_out not in repr(data)  # sealed
+    await h.say("4242")
+    assert await h.state() is None and await h.fsm_data() == {}
+    answer = [c for c in h.spaces.state.calls if c.method == "login"][-1]
+    assert answer.fields.get("code") == "4242" and answer.sid == handed_out
+    session = await h.store.get_session(CHAT)
+    assert session is not None and session.sid != handed_out
+
+
+async def test_a_cookie_never_goes_to_another_chats_attempt(h: Harness) -> None:
+    other = CHAT + 1
+    h.spaces.state.set_captcha("alice", True, "4242")
+    await walk_to_password(h)
+    await h.say("secret123")
+    mine = (await h.fsm_data()).get("pending_cookies")
+    await h.say("/login", chat_id=other)
+    await h.say("alice", chat_id=other)
+    await h.say("secret123", chat_id=other)
+    theirs = (await h.fsm_data(other)).get("pending_cookies")
+    assert mine and theirs and mine != theirs
+    # A sealed value moved into another chat does not open there.
+    key = h.dp.fsm.get_context(h.bot, chat_id=other, user_id=other)
+    await key.update_data(pending_cookies=mine)
+    calls = await h.say("4242", chat_id=other)
+    assert texts(calls) == [h.t("login-expired")]
+    assert h.spaces.state.calls_summary()["counts"]["login"] == 2  # nothing was sent
+
+
+async def test_new_picture_sends_the_same_login_again_without_a_code(h: Harness) -> None:
+    h.spaces.state.set_captcha("alice", True, "4242")
+    await walk_to_password(h)
+    calls = await h.say("secret123")
+    assert any(b.get("callback_data") == NEW_PICTURE for b in buttons(calls))
+    first = next(iter(h.spaces.state.captchas))
+    calls = await h.press(NEW_PICTURE)
+    assert [c for c in calls if c.method == "sendPhoto"]
+    assert await h.state() == LoginFlow.captcha.state
+    logins = [c for c in h.spaces.state.calls if c.method == "login"]
+    assert len(logins) == 2 and "code" not in logins[-1].fields
+    assert logins[-1].sid == first  # the attempt's cookie went with it
+    await h.say("4242")  # the newest picture's cookie is the one that counts
+    assert (await h.store.get_session(CHAT)) is not None
+
+
+@pytest.mark.parametrize(
+    ("sub_code", "step_after", "login_button"),
+    [
+        (1, None, True),
+        (2, None, True),
+        (3, LoginFlow.password.state, False),  # too fast: the same step waits
+        (4, None, False),  # blocked: trying again cannot help
+        (5, None, True),
+        (6, None, True),
+        (7, None, True),  # confirm the phone digits on the site, then try again
+    ],
+)
+async def test_each_auth_error_sub_code_has_its_sentence_and_step(
+    h: Harness, sub_code: int, step_after: str | None, login_button: bool
+) -> None:
+    await walk_to_password(h)
+    h.spaces.state.next_code("login", "01006", {"auth_errror": sub_code})
+    calls = await h.say("secret123")
+    assert h.t(f"spaces-auth-error-{sub_code}") in " ".join(texts(calls))
+    assert await h.state() == step_after
+    assert any(b.get("callback_data") == LOGIN for b in buttons(calls)) is login_button
+    if step_after is not None:
+        assert await h.fsm_data() == {"login": "alice"}  # send the password again
+        await h.say("secret123")
+        assert (await h.store.get_session(CHAT)) is not None
+
+
+async def test_auth_error_8_is_the_captcha_step(h: Harness) -> None:
+    h.spaces.state.set_captcha("alice", True, "4242")
+    await walk_to_password(h)
+    h.spaces.state.next_code("login", "01006", {"auth_errror": 8})
+    calls = await h.say("secret123")
+    assert [c for c in calls if c.method == "sendPhoto"]
+    assert await h.state() == LoginFlow.captcha.state
+    await h.say("4242")
+    assert (await h.store.get_session(CHAT)) is not None
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"captcha_url": "https://evil.example/captcha/1.png"},
+        {"captcha_url": "http://127.0.0.1:9/captcha/1.png"},
+    ],
+)
+async def test_a_captcha_picture_outside_spaces_is_not_fetched(
+    h: Harness, answer: dict[str, str]
+) -> None:
+    await walk_to_password(h)
+    h.spaces.state.next_code("login", "00001", answer)
+    calls = await h.say("secret123")
+    assert h.t("spaces-unavailable-bad_answer") in " ".join(texts(calls))
+    assert not [c for c in calls if c.method == "sendPhoto"]
+    assert await h.state() is None and await h.fsm_data() == {}

@@ -1,15 +1,23 @@
 """A fake Spaces.ru neoapi server for tests, in-process or as a separate process.
 
+It answers as the real site does (shared notes, "What the site's own web client adds"):
+counters at the top level of a check's `attributes`, a `sid` cookie set with every captcha
+and required back with its answer (and to see its picture), 01006 with `auth_errror`,
+sign-in links on gdespaces.com (Google's too). Two fakes can share one state as two mirrors
+of one site, each with its own fault mode.
+
 In-process::
 
-    async with FakeSpaces() as fake:
-        client = SpacesClient(httpx.AsyncHTTPTransport(), fake.url, rid="x")
-        fake.state.set_mode("http500")
+    async with FakeSpaces() as fake, FakeSpaces(state=fake.state) as mirror:
+        client = SpacesClient(httpx.AsyncHTTPTransport(), [fake.url, mirror.url], rid="x")
+        fake.state.set_mode("http500")  # the whole site
+        fake.mirror.mode = "html"  # this mirror only
 
 Separate process (end-to-end tests, benchmarks)::
 
-    python -m tests.fakes.spaces_server [--host 127.0.0.1] [--port 0]
-    # prints one line "READY http://127.0.0.1:<port>", runs until SIGTERM/SIGINT
+    python -m tests.fakes.spaces_server [--host 127.0.0.1] [--port 0] [--mirrors 1]
+    # prints one line "READY http://127.0.0.1:<port> [<url of mirror 2> ...]", runs until
+    # SIGTERM/SIGINT
 
 Both are driven the same way over HTTP under /__admin/ (see FakeSpacesControl), and
 the in-process FakeState has synchronous methods of the same names.
@@ -58,7 +66,10 @@ _HTML_PAGE: Final = (
     "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Spaces</title></head>"
     "<body><h1>Spaces</h1><p>Mobile social network.</p></body></html>"
 )
-_CAPTCHA_NAME: Final = re.compile(r"\d{1,20}\.png")
+_CAPTCHA_NAME: Final = re.compile(r"(\d{1,20})\.png")
+# Where the real site's getOAuthLinks pointed (another mirror than the one asked).
+DEFAULT_OAUTH_BASE: Final = "https://gdespaces.com"
+AUTH_ERROR: Final = "01006"
 
 
 def _tiny_png() -> bytes:
@@ -126,6 +137,13 @@ class FakeState:
         self.counts: Counter[str] = Counter()  # exact, per method
         self.calls: deque[RecordedCall] = deque(maxlen=CALLS_KEPT)  # the latest only
         self.top_counts: dict[str, int] = {"1": 2, "2": 5, "3": 1}
+        # Captchas handed out: the pre-login `sid` cookie set with each -> the picture's id.
+        self.captchas: dict[str, str] = {}
+        # The Domain attribute of that cookie; None: a host-only cookie, as the site sets.
+        self.captcha_cookie_domain: str | None = None
+        self.oauth_base = DEFAULT_OAUTH_BASE
+        # SIDs whose place another sign-in took: `check` answers 01006 with sub-code 1.
+        self.replaced: set[str] = set()
         # Benchmarks: any SID nobody logged in with is a live session of a made-up user
         # (nid from its digits), so stored sessions need not be registered one by one.
         self.accept_any_sid = False
@@ -162,6 +180,14 @@ class FakeState:
         doomed = [s for s, sess in self.sessions.items() if s == sid or sess.nid == nid]
         for s in doomed:
             del self.sessions[s]
+        return len(doomed)
+
+    def replace_sessions(self, nid: int) -> int:
+        """Another sign-in takes the place of every session of a user (01006, sub-code 1)."""
+        doomed = self.sids_of(nid)
+        for sid in doomed:
+            del self.sessions[sid]
+        self.replaced.update(doomed)
         return len(doomed)
 
     def next_code(self, method: str, code: str, extra: Mapping[str, Any] | None = None) -> None:
@@ -245,11 +271,24 @@ def _html() -> web.Response:
 
 
 def _base(request: web.Request, state: FakeState) -> str:
-    return state.base_url or str(request.url.origin())
+    """This mirror's own address: what its answers' links point at."""
+    return request.app[MIRROR_KEY].url or state.base_url or str(request.url.origin())
 
 
-def _captcha_url(base: str) -> str:
-    return f"{base}/captcha/{secrets.randbelow(10**9):09d}.png?{int(time.time())}"
+def _captcha_answer(
+    request: web.Request, state: FakeState, code: str, extra: Mapping[str, Any] | None = None
+) -> web.Response:
+    """A captcha code with a fresh picture, and (like the site) a pre-login `sid` cookie
+    the picture and the answer belong to."""
+    picture = f"{secrets.randbelow(10**9):09d}"
+    pre_login_sid = f"{secrets.randbelow(10**16):016d}"
+    state.captchas[pre_login_sid] = picture
+    url = f"{_base(request, state)}/captcha/{picture}.png?{int(time.time())}"
+    response = _answer(code, _fields({"captcha_url": url, **(extra or {})}))
+    response.set_cookie(
+        "sid", pre_login_sid, path="/", domain=state.captcha_cookie_domain, httponly=True
+    )
+    return response
 
 
 def _attributes(user: FakeUser, sid: str, base: str) -> bytes:
@@ -274,9 +313,22 @@ def _attributes(user: FakeUser, sid: str, base: str) -> bytes:
             "on_img": "man_on.gif",
             "id": str(user.nid),
         },
-        "mailTbNm": 0,
+        # Like the real check answer: no counters here (they are added per answer, see
+        # _with_counters), but these flags.
+        "confirm_phone": 0,
+        "color": 0,
     }
     return json.dumps(attributes, separators=(",", ":")).encode()
+
+
+def _with_counters(attributes: bytes, state: FakeState) -> bytes:
+    """A session's attributes with today's counters at their top level, as the site has them."""
+    counts = state.top_counts
+    return attributes[:-1] + b',"journalTbNm":%d,"lentaTbNm":%d,"mailTbNm":%d}' % (
+        counts["1"],
+        counts["2"],
+        counts["3"],
+    )
 
 
 Handler = Callable[[web.Request, FakeState, dict[str, str]], web.Response]
@@ -293,24 +345,30 @@ def _login(request: web.Request, state: FakeState, form: dict[str, str]) -> web.
     if user.captcha_required:
         answer = form.get("code", "").strip()
         if not answer:
-            return _answer("00001", _fields({"captcha_url": _captcha_url(base)}))
-        if answer != state.captcha_answer:
-            return _answer("00004", _fields({"captcha_url": _captcha_url(base)}))
+            return _captcha_answer(request, state, "00001")
+        # The answer counts only with the cookie its picture was handed out with.
+        issued = state.captchas.pop(request.cookies.get("sid", ""), None)
+        if issued is None or answer != state.captcha_answer:
+            return _captcha_answer(request, state, "00004")
     if password != user.password:
         return _answer("01003")
     sid = f"{secrets.randbelow(10**16):016d}"
     session = _Session(user.nid, _attributes(user, sid, base))
     state.sessions[sid] = session
-    response = _answer("00000", b'"attributes":' + session.attributes + b",")
+    body = b'"attributes":' + _with_counters(session.attributes, state) + b","
+    response = _answer("00000", body)
     response.set_cookie("sid", sid, path="/")  # the real site sets one too
     return response
 
 
 def _check(request: web.Request, state: FakeState, form: dict[str, str]) -> web.Response:
-    session = state.live_session(request.cookies.get("sid", ""), _base(request, state))
+    sid = request.cookies.get("sid", "")
+    session = state.live_session(sid, _base(request, state))
     if session is None:
+        if sid in state.replaced:  # another sign-in took its place
+            return _answer(AUTH_ERROR, _fields({"auth_errror": 1}))
         return _answer("01001")  # what clients see for unknown, expired or logged-out SIDs
-    return _answer("00000", b'"attributes":' + session.attributes + b",")
+    return _answer("00000", b'"attributes":' + _with_counters(session.attributes, state) + b",")
 
 
 def _logout(request: web.Request, state: FakeState, form: dict[str, str]) -> web.Response:
@@ -320,7 +378,7 @@ def _logout(request: web.Request, state: FakeState, form: dict[str, str]) -> web
 
 
 def _oauth_links(request: web.Request, state: FakeState, form: dict[str, str]) -> web.Response:
-    base, sid = _base(request, state), f"{secrets.randbelow(10**16):016d}"
+    base, sid = state.oauth_base, f"{secrets.randbelow(10**16):016d}"
     ck = sid[-4:]
     urls = {
         f"{provider}_login_URL": (
@@ -335,7 +393,7 @@ def _oauth_links(request: web.Request, state: FakeState, form: dict[str, str]) -
 def _top_counts(request: web.Request, state: FakeState, form: dict[str, str]) -> web.Response:
     if state.live_session(request.cookies.get("sid", ""), _base(request, state)) is None:
         return _answer("01001")
-    return _answer("00000", _fields({"counters": state.top_counts}))
+    return _answer("00000", _fields(state.top_counts))  # "1", "2", "3" at the top level
 
 
 _METHODS: Final[dict[tuple[str, str], Handler]] = {
@@ -346,7 +404,23 @@ _METHODS: Final[dict[tuple[str, str], Handler]] = {
     ("common", "getTopCounts"): _top_counts,
 }
 
+
+@dataclass
+class FakeMirror:
+    """One address of the site: its own URL and its own fault mode ("ok" follows the
+    state's mode)."""
+
+    url: str = ""
+    mode: str = "ok"
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; one of {sorted(MODES)}")
+        self.mode = mode
+
+
 STATE_KEY: Final = web.AppKey("spaces_state", FakeState)
+MIRROR_KEY: Final = web.AppKey("spaces_mirror", FakeMirror)
 _BOUNDARY: Final = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 _PART_NAME: Final = re.compile(rb'Content-Disposition:[^\r\n]*?\bname="([^"]*)"', re.IGNORECASE)
 
@@ -392,13 +466,15 @@ async def _neoapi(request: web.Request) -> web.Response:
     state.record(endpoint, method, form, request.cookies.get("sid"))
 
     # Transport-level faults come first: they are the site or a proxy failing.
-    if state.mode == "http500":
+    mirror_mode = request.app[MIRROR_KEY].mode
+    mode = mirror_mode if mirror_mode != "ok" else state.mode
+    if mode == "http500":
         return web.Response(status=500, text="Internal Server Error")
-    if state.mode == "html":
+    if mode == "html":
         return _html()
-    if state.mode == "badjson":
+    if mode == "badjson":
         return web.Response(text='{"code":', content_type="application/json")
-    if state.mode == "timeout":
+    if mode == "timeout":
         await state.stall()
         return web.Response(status=504, text="stalled")
 
@@ -406,13 +482,16 @@ async def _neoapi(request: web.Request) -> web.Response:
         return _html()  # like the real site: no JSON without both
     if not multipart:
         return web.Response(status=400, text="fake spaces: POST multipart/form-data required")
-    if state.mode == "ratelimit":
+    if mode == "ratelimit":
         return _answer("00007")
     override = state.pop_override(method)
     if override is not None:
         extra = dict(override.extra)
-        if override.code in CAPTCHA_CODES:
-            extra.setdefault("captcha_url", _captcha_url(_base(request, state)))
+        needs_picture = override.code in CAPTCHA_CODES or (
+            override.code == AUTH_ERROR and extra.get("auth_errror") == 8
+        )
+        if needs_picture and "captcha_url" not in extra:
+            return _captcha_answer(request, state, override.code, extra)
         return _answer(override.code, _fields(extra))
     handler = _METHODS.get((endpoint, method))
     if handler is None:
@@ -421,8 +500,13 @@ async def _neoapi(request: web.Request) -> web.Response:
 
 
 async def _captcha(request: web.Request) -> web.Response:
-    if not _CAPTCHA_NAME.fullmatch(request.match_info["name"]):
+    state = request.app[STATE_KEY]
+    name = _CAPTCHA_NAME.fullmatch(request.match_info["name"])
+    if name is None:
         raise web.HTTPNotFound()
+    # Like the site: a picture is shown only to the attempt it was handed out to.
+    if state.captchas.get(request.cookies.get("sid", "")) != name.group(1):
+        raise web.HTTPForbidden()
     return web.Response(body=CAPTCHA_PNG, content_type="image/png")
 
 
@@ -488,6 +572,21 @@ def _admin_accept_any_sid(state: FakeState, body: dict[str, Any]) -> Any:
     return {"ok": True, "on": state.accept_any_sid}
 
 
+def _admin_replace(state: FakeState, body: dict[str, Any]) -> Any:
+    return {"ok": True, "replaced": state.replace_sessions(int(body["nid"]))}
+
+
+def _admin_captcha_cookie(state: FakeState, body: dict[str, Any]) -> Any:
+    domain = body.get("domain")
+    state.captcha_cookie_domain = None if domain is None else str(domain)
+    return {"ok": True}
+
+
+def _admin_oauth_base(state: FakeState, body: dict[str, Any]) -> Any:
+    state.oauth_base = str(body["base"]).rstrip("/")
+    return {"ok": True}
+
+
 def _admin_reset(state: FakeState, body: dict[str, Any]) -> Any:
     state.reset()
     return {"ok": True}
@@ -520,10 +619,25 @@ def _admin(handler: AdminHandler) -> Callable[[web.Request], Awaitable[web.Respo
     return handle
 
 
-def build_app(state: FakeState) -> web.Application:
+async def _admin_mirror_mode(request: web.Request) -> web.Response:
+    """This mirror's own fault mode (the others sharing the state keep theirs)."""
+    try:
+        body = await request.json()
+        request.app[MIRROR_KEY].set_mode(str(body["mode"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        return web.json_response({"error": f"{type(exc).__name__}: {exc}"}, status=400)
+    return web.json_response({"ok": True, "mode": request.app[MIRROR_KEY].mode})
+
+
+def build_app(state: FakeState, mirror: FakeMirror | None = None) -> web.Application:
     app = web.Application()
     app[STATE_KEY] = state
+    app[MIRROR_KEY] = mirror or FakeMirror()
+    app.router.add_post("/__admin/mirror_mode", _admin_mirror_mode)
     admin_posts = {
+        "replace": _admin_replace,
+        "captcha_cookie": _admin_captcha_cookie,
+        "oauth_base": _admin_oauth_base,
         "users": _admin_users,
         "mode": _admin_mode,
         "expire": _admin_expire,
@@ -547,10 +661,14 @@ def build_app(state: FakeState) -> web.Application:
 
 
 class FakeSpaces:
-    """The fake on 127.0.0.1 and a free port, for `async with` in tests."""
+    """The fake on 127.0.0.1 and a free port, for `async with` in tests; give it another
+    fake's `state` to be a second mirror of the same site."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.state = FakeState()
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, state: FakeState | None = None
+    ) -> None:
+        self.state = state or FakeState()
+        self.mirror = FakeMirror()
         self._host, self._port = host, port
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -560,8 +678,10 @@ class FakeSpaces:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self._host, self._port))
         self.url = f"http://{self._host}:{sock.getsockname()[1]}"
-        self.state.base_url = self.url
-        self._runner = web.AppRunner(build_app(self.state), access_log=None, shutdown_timeout=1.0)
+        self.mirror.url = self.url
+        self.state.base_url = self.state.base_url or self.url
+        app = build_app(self.state, self.mirror)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
 
@@ -634,6 +754,19 @@ class FakeSpacesControl:
     async def set_counters(self, journal: int, feed: int, mail: int) -> None:
         await self._request("POST", "counters", {"journal": journal, "feed": feed, "mail": mail})
 
+    async def replace_sessions(self, nid: int) -> int:
+        return int((await self._request("POST", "replace", {"nid": nid}))["replaced"])
+
+    async def set_captcha_cookie_domain(self, domain: str | None) -> None:
+        await self._request("POST", "captcha_cookie", {"domain": domain})
+
+    async def set_oauth_base(self, base: str) -> None:
+        await self._request("POST", "oauth_base", {"base": base})
+
+    async def set_mirror_mode(self, mode: str) -> None:
+        """The fault mode of the mirror this control talks to."""
+        await self._request("POST", "mirror_mode", {"mode": mode})
+
     async def accept_any_sid(self, on: bool = True) -> None:
         """Treat every unknown SID as a live session (check, getTopCounts); for benchmarks."""
         await self._request("POST", "accept_any_sid", {"on": on})
@@ -672,12 +805,18 @@ class FakeSpacesProcess:
     """Runs `python -m tests.fakes.spaces_server` and waits for its READY line."""
 
     def __init__(
-        self, *, host: str = "127.0.0.1", port: int = 0, ready_timeout: float = 20.0
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        mirrors: int = 1,
+        ready_timeout: float = 20.0,
     ) -> None:
-        self._args = ["--host", host, "--port", str(port)]
+        self._args = ["--host", host, "--port", str(port), "--mirrors", str(mirrors)]
         self._ready_timeout = ready_timeout
         self.process: asyncio.subprocess.Process | None = None
         self.url = ""
+        self.urls: list[str] = []
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
@@ -694,11 +833,12 @@ class FakeSpacesProcess:
         except TimeoutError:
             await self.stop()
             raise RuntimeError("fake spaces did not become ready") from None
-        ready, _, url = line.decode().strip().partition(" ")
-        if ready != "READY" or not url:
+        ready, *urls = line.decode().split()
+        if ready != "READY" or not urls:
             await self.stop()
             raise RuntimeError(f"fake spaces printed {line!r} instead of READY")
-        self.url = url
+        self.urls = urls
+        self.url = urls[0]
 
     def control(self) -> FakeSpacesControl:
         return FakeSpacesControl(self.url)
@@ -730,27 +870,32 @@ class FakeSpacesProcess:
         await self.stop()
 
 
-async def serve(host: str, port: int) -> None:
-    """Run until SIGTERM/SIGINT; announce the URL on stdout once listening."""
+async def serve(host: str, port: int, mirrors: int = 1) -> None:
+    """Run until SIGTERM/SIGINT; announce the URLs (one per mirror, sharing one state) on
+    stdout once listening."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    fake = FakeSpaces(host=host, port=port)
-    await fake.start()
+    first = FakeSpaces(host=host, port=port)
+    fakes = [first, *(FakeSpaces(host=host, state=first.state) for _ in range(mirrors - 1))]
+    for fake in fakes:
+        await fake.start()
     try:
-        print(f"READY {fake.url}", flush=True)
+        print("READY " + " ".join(fake.url for fake in fakes), flush=True)
         await stop.wait()
     finally:
-        await fake.stop()
+        for fake in fakes:
+            await fake.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Fake Spaces.ru neoapi server for tests")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--mirrors", type=int, default=1, help="addresses sharing one site")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.host, args.port))
+    asyncio.run(serve(args.host, args.port, max(1, args.mirrors)))
 
 
 if __name__ == "__main__":

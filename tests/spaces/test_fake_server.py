@@ -73,16 +73,82 @@ async def test_captcha_flow_wrong_then_right(fake: FakeSpaces, client: SpacesCli
         await client.login("alice", "secret123")
     assert not first.value.wrong_answer
     assert first.value.captcha_url.startswith(f"{fake.url}/captcha/")
-    assert await client.fetch_captcha(first.value.captcha_url) == CAPTCHA_PNG
+    cookies = first.value.cookies
+    assert cookies  # the answer set the attempt's pre-login sid
+    assert await client.fetch_captcha(first.value.captcha_url, cookies=cookies) == CAPTCHA_PNG
 
     with pytest.raises(CaptchaRequired) as wrong:
-        await client.login("alice", "secret123", captcha_code="1234")
+        await client.login("alice", "secret123", captcha_code="1234", cookies=cookies)
     assert wrong.value.wrong_answer
     assert wrong.value.captcha_url.startswith(f"{fake.url}/captcha/")
 
-    account = await client.login("alice", "secret123", captcha_code="7777")
+    account = await client.login(
+        "alice", "secret123", captcha_code="7777", cookies=wrong.value.cookies
+    )
     assert account.user_id == 1001
     assert [c.fields.get("code") for c in fake.state.calls] == [None, "1234", "7777"]
+    # Each answer went back with the cookie set with the picture it answers.
+    sent = [c.sid for c in fake.state.calls]
+    assert sent[0] is None and sent[1] and sent[2] and sent[1] != sent[2]
+
+
+async def test_a_captcha_answer_without_its_cookie_is_wrong_forever(
+    fake: FakeSpaces, client: SpacesClient
+) -> None:
+    """What the real site does to a client that drops the cookie: every answer is wrong,
+    and the picture is not even shown."""
+    fake.state.set_captcha("alice", True, answer="7777")
+    with pytest.raises(CaptchaRequired) as first:
+        await client.login("alice", "secret123")
+    with pytest.raises(SpacesUnavailable):
+        await client.fetch_captcha(first.value.captcha_url)
+    for _ in range(2):
+        with pytest.raises(CaptchaRequired) as again:
+            await client.login("alice", "secret123", captcha_code="7777")
+        assert again.value.wrong_answer
+
+
+async def test_a_cookie_for_another_domain_is_not_kept(
+    fake: FakeSpaces, client: SpacesClient
+) -> None:
+    fake.state.set_captcha("alice", True, answer="7777")
+    fake.state.captcha_cookie_domain = "evil.example"
+    with pytest.raises(CaptchaRequired) as first:
+        await client.login("alice", "secret123")
+    assert not first.value.cookies
+    with pytest.raises(CaptchaRequired) as again:
+        await client.login("alice", "secret123", captcha_code="7777", cookies=first.value.cookies)
+    assert again.value.wrong_answer
+    assert [c.sid for c in fake.state.calls] == [None, None]
+
+
+async def test_auth_error_subcodes(fake: FakeSpaces, client: SpacesClient) -> None:
+    fake.state.next_code("login", "01006", {"auth_errror": 7})
+    with pytest.raises(SpacesAPIError) as phone:
+        await client.login("alice", "secret123")
+    assert (phone.value.code, phone.value.auth_error) == ("01006", 7)
+    assert not phone.value.is_session_gone
+
+    fake.state.next_code("login", "01006", {"auth_errror": 3})
+    with pytest.raises(SpacesAPIError) as fast:
+        await client.login("alice", "secret123")
+    assert fast.value.is_rate_limited and not fast.value.is_session_gone
+
+    fake.state.set_captcha("alice", True, answer="7777")
+    fake.state.next_code("login", "01006", {"auth_errror": 8})
+    with pytest.raises(CaptchaRequired) as captcha:  # sub-code 8: the captcha step
+        await client.login("alice", "secret123")
+    assert captcha.value.auth_error == 8 and captcha.value.cookies
+    assert await client.fetch_captcha(captcha.value.captcha_url, cookies=captcha.value.cookies)
+    account = await client.login(
+        "alice", "secret123", captcha_code="7777", cookies=captcha.value.cookies
+    )
+
+    assert fake.state.replace_sessions(1001) == 1
+    with pytest.raises(SpacesAPIError) as replaced:
+        await client.check(account.sid)
+    assert (replaced.value.code, replaced.value.auth_error) == ("01006", 1)
+    assert replaced.value.is_session_gone and replaced.value.session_replaced
 
 
 async def test_expire_and_logout_end_sessions(fake: FakeSpaces, client: SpacesClient) -> None:
@@ -113,13 +179,20 @@ async def test_expire_by_user(fake: FakeSpaces, client: SpacesClient) -> None:
 async def test_oauth_links_and_counters(fake: FakeSpaces, client: SpacesClient) -> None:
     links = await client.oauth_links()
     assert {link.provider for link in links} == {"vk", "ok", "mail_ru", "facebook", "google"}
-    assert all(link.url.startswith(f"{fake.url}/oauth/?CK=") for link in links)
+    # Like the real site: on another mirror than the one asked.
+    assert all(link.url.startswith("https://gdespaces.com/oauth/?CK=") for link in links)
     assert all("&amp;" not in link.url for link in links)
+    fake.state.oauth_base = "https://gdespaces.com.evil.example"
+    assert await client.oauth_links() == []  # refused: not a Spaces domain
 
-    sid = (await client.login("alice", "secret123")).sid
+    account = await client.login("alice", "secret123")
+    # The counters come at the top level of the answer's attributes.
+    assert account.counters == Counters(journal=2, feed=5, mail=1)
+    sid = account.sid
     assert await client.top_counts(sid) == Counters(journal=2, feed=5, mail=1)
     fake.state.set_counters(journal=0, feed=1, mail=7)
     assert await client.top_counts(sid) == Counters(journal=0, feed=1, mail=7)
+    assert (await client.check(sid)).counters == Counters(journal=0, feed=1, mail=7)
     fake.state.expire(sid=sid)
     with pytest.raises(SpacesAPIError) as gone:
         await client.top_counts(sid)
@@ -217,9 +290,10 @@ async def test_control_over_http_in_process(fake: FakeSpaces, client: SpacesClie
     async with FakeSpacesControl(fake.url) as control:
         await control.add_user("carol", "carolpass", 3003, "Carol", aliases=["+79990001122"])
         await control.set_captcha("carol", True, answer="4242")
-        with pytest.raises(CaptchaRequired):
+        with pytest.raises(CaptchaRequired) as challenge:
             await client.login("+79990001122", "carolpass")
-        account = await client.login("carol", "carolpass", captcha_code="4242")
+        cookies = challenge.value.cookies
+        account = await client.login("carol", "carolpass", captcha_code="4242", cookies=cookies)
         assert (await control.sessions()) == {account.sid: 3003}
         assert await control.expire(nid=3003) == 1
         await control.next_code("check", "00007")
@@ -228,11 +302,21 @@ async def test_control_over_http_in_process(fake: FakeSpaces, client: SpacesClie
         assert limited.value.is_rate_limited
         await control.set_mode("http500")
         assert fake.state.mode == "http500"
+        await control.set_mirror_mode("html")
+        assert fake.mirror.mode == "html"
+        await control.set_oauth_base("https://spaces.im")
+        await control.set_captcha_cookie_domain("evil.example")
+        assert (fake.state.oauth_base, fake.state.captcha_cookie_domain) == (
+            "https://spaces.im",
+            "evil.example",
+        )
+        assert await control.replace_sessions(3003) == 0
         counts = await control.counts()
         assert counts == {"login": 2, "check": 1}
         await control.reset()
         assert fake.state.mode == "ok" and fake.state.find_user("carol") is None
         assert await control.counts() == {}
+        await control.set_mirror_mode("ok")
 
 
 async def test_accept_any_sid(fake: FakeSpaces, client: SpacesClient) -> None:
@@ -294,3 +378,27 @@ async def test_subprocess_mode(
     assert await fake.process.stdout.read() == b""  # READY was the only line
     with pytest.raises(httpx.ConnectError):
         await http.get(fake.url)
+
+
+async def test_two_mirrors_share_one_site(
+    fake: FakeSpaces, transport: httpx.AsyncHTTPTransport
+) -> None:
+    async with FakeSpaces(state=fake.state) as second:
+        client = SpacesClient(transport, [fake.url, second.url], rid=RID, timeout=5)
+        account = await client.login("alice", "secret123")
+        fake.mirror.mode = "http500"  # this address only
+        assert (await client.check(account.sid)).user_id == 1001  # the SID works on both
+        assert client.base_url == second.url
+        assert [c.sid for c in fake.state.calls] == [None, account.sid, account.sid]
+
+
+async def test_subprocess_with_two_mirrors(transport: httpx.AsyncHTTPTransport) -> None:
+    async with FakeSpacesProcess(mirrors=2) as fake:
+        assert len(fake.urls) == 2 and fake.url == fake.urls[0]
+        client = SpacesClient(transport, fake.urls, rid=RID, timeout=5)
+        account = await client.login("alice", "secret123")
+        async with FakeSpacesControl(fake.urls[0]) as first:
+            await first.set_mirror_mode("html")
+            assert (await client.check(account.sid)).user_id == 1001
+            assert client.base_url == fake.urls[1]
+            assert (await first.counts()) == {"login": 1, "check": 2}  # one state for both

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.spaces import SpacesClient, SpacesUnavailable
+from bot.spaces import CaptchaRequired, SpacesClient, SpacesUnavailable
 from bot.spaces.transport import AiohttpTransport
 from tests.fakes.spaces_server import FakeSpaces
 
@@ -76,11 +76,16 @@ async def test_refused_connection_is_a_network_error(http: AiohttpTransport) -> 
 
 
 async def test_captcha_over_aiohttp(fake: FakeSpaces, http: AiohttpTransport) -> None:
-    image = await client(http, fake.url).fetch_captcha(f"{fake.url}/captcha/123.png?1")
+    fake.state.set_captcha("alice", True)
+    spaces = client(http, fake.url)
+    with pytest.raises(CaptchaRequired) as challenge:
+        await spaces.login("alice", "secret123")
+    url, cookies = challenge.value.captcha_url, challenge.value.cookies
+    image = await spaces.fetch_captcha(url, cookies=cookies)
     assert image.startswith(b"\x89PNG")
     tiny = SpacesClient(http, fake.url, rid="rid", timeout=2, captcha_max_bytes=10)
     with pytest.raises(SpacesUnavailable):
-        await tiny.fetch_captcha(f"{fake.url}/captcha/123.png?1")
+        await tiny.fetch_captcha(url, cookies=cookies)
 
 
 # -- answers the fake does not give: compressed, streamed, broken ---------------------------
