@@ -1,0 +1,118 @@
+"""The service boundary: what a remote service is to the bot, in plain types.
+
+The bot keeps a remote session alive and tells people when it ends; nothing in that idea
+belongs to one site. Handlers, services and the store speak these types; each site is one
+adapter package (``bot/spaces/``, ``bot/sendspace/``) that implements `RemoteService`.
+Imports point one way: adapters import ``bot.remote``, never the other way round, and
+nothing here imports aiogram, SQLAlchemy or an adapter.
+
+The pieces
+----------
+``ServiceInfo(id, display_name, steps)``
+    ``id`` is stable ("spaces", "sendspace"): it is stored in rows, typed after
+    ``/login``, and used as a stats/metrics label. ``steps`` are the questions a login asks
+    first, in order (``Step.LOGIN_NAME``, ``Step.PASSWORD``, ``Step.TOKEN``); a
+    ``Step.secret`` answer is deleted from the chat at once and kept sealed.
+``RemoteService.login(answers) -> LoggedIn | NextStep``
+    ``answers`` maps each step asked so far to its answer (after ``accept``).
+    ``NextStep(step, picture, wrong_answer)`` asks one more (a captcha); the conversation
+    then calls ``login`` again with all answers. Failures raise ``LoginRefused(reason)`` or
+    ``ServiceUnavailable(reason)``, each with the ``Sentence`` to show.
+``RemoteSession(service, account_id, display_name, secrets)``
+    What the store keeps; ``secrets`` is an opaque name -> text mapping that only the
+    adapter reads (the store seals each value, bound to chat, service, account and name).
+``RemoteService.check(secrets, detailed=False) -> CheckOutcome``
+    ``Confirmed(display_name, details, renewed)`` | ``Ended(reason: EndReason)`` |
+    ``Transient(reason: TransientReason, text)``. ``Verdict`` and the reason enums have
+    stable string values, and they are the stats and metrics labels
+    (``outcome_labels``, ``all_outcome_labels``). Only a definitive answer is ``Ended``;
+    ``check`` never raises for what the service or the network does.
+``RemoteService.logout(secrets) -> LogoutOutcome``
+    ``logged_out`` | ``already_ended`` | ``not_confirmed``; never raises.
+``Sentence(key, params)``
+    A catalogue key the adapter picks; the words live in ``bot/locales``.
+
+Adding a service
+----------------
+1. A package ``bot/<service>/``: a client (takes the shared ``httpx.AsyncBaseTransport``,
+   sets timeouts, caps answer sizes, raises its own small exception tree whose transient
+   reasons are `TransientReason`), and ``service.py`` with a class implementing
+   `RemoteService` (subclass the protocol so mypy checks it) that maps the client's
+   answers and errors onto the types above.
+2. Its texts: ``bot/locales/{en,ru}/LC_MESSAGES/<service>_codes.po`` with a sentence for
+   every documented error code and each transient reason, keys prefixed ``<service>-``.
+3. A fake of its API in ``tests/fakes/<service>_server.py`` built from its published doc,
+   and tests in ``tests/<service>/`` against it: login, wrong credentials, check (alive,
+   ended, transient), logout, outage, hostile answers.
+4. Its settings (enabled by its key or URL), then it is registered where ``bot/app.py``
+   wires the services.
+
+Next: spaces.pe, a token-only service
+-------------------------------------
+spaces.pe's REST API authenticates every request with an OAuth access token as the HTTP
+Basic user name (empty password), answers JSON, and says 401 when the token is no longer
+valid. It fits without new types:
+
+- ``ServiceInfo("spaces_pe", "spaces.pe", steps=(Step.TOKEN,))``: the person pastes a
+  token; the message is deleted at once like a password.
+- ``login({Step.TOKEN: token})``: one authenticated GET of a small resource; 200 ->
+  ``LoggedIn(RemoteSession("spaces_pe", <account id from the answer>, <name>,
+  {"token": token}))``; 401 -> ``LoginRefused(BAD_CREDENTIALS)``; 5xx/timeout ->
+  ``ServiceUnavailable``. No ``NextStep``.
+- ``check({"token": ...})``: the same GET; 200 -> ``Confirmed``; 401 ->
+  ``Ended(EndReason.REVOKED)``; 400/404/5xx/HTML/timeout -> ``Transient``.
+- ``logout``: the API has no way to revoke a token, so it returns ``not_confirmed`` and
+  the bot only forgets the token (the /logout answer says to revoke it on the site).
+"""
+
+from bot.remote.errors import LoginRefused, RemoteError, ServiceUnavailable
+from bot.remote.service import RemoteService
+from bot.remote.types import (
+    CheckOutcome,
+    Confirmed,
+    Ended,
+    EndReason,
+    LoggedIn,
+    LoginResult,
+    LogoutOutcome,
+    NextStep,
+    RefusalReason,
+    RemoteSession,
+    Secrets,
+    Sentence,
+    ServiceInfo,
+    Step,
+    Transient,
+    TransientReason,
+    Verdict,
+    all_outcome_labels,
+    check_secrets,
+    outcome_labels,
+)
+
+__all__ = [
+    "CheckOutcome",
+    "Confirmed",
+    "EndReason",
+    "Ended",
+    "LoggedIn",
+    "LoginRefused",
+    "LoginResult",
+    "LogoutOutcome",
+    "NextStep",
+    "RefusalReason",
+    "RemoteError",
+    "RemoteService",
+    "RemoteSession",
+    "Secrets",
+    "Sentence",
+    "ServiceInfo",
+    "ServiceUnavailable",
+    "Step",
+    "Transient",
+    "TransientReason",
+    "Verdict",
+    "all_outcome_labels",
+    "check_secrets",
+    "outcome_labels",
+]
