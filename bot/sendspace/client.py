@@ -245,7 +245,8 @@ async def _read_at_most(response: httpx.Response, cap: int) -> bytes | None:
     """The body, or None as soon as it grows past `cap` bytes."""
     chunks: list[bytes] = []
     received = 0
-    async for chunk in response.aiter_raw():
+    # Identity encoding only (checked before), so these are the bytes off the wire.
+    async for chunk in response.aiter_bytes():
         received += len(chunk)
         if received > cap:
             return None
