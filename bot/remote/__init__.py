@@ -1,8 +1,9 @@
 """The service boundary: what a remote service is to the bot, in plain types.
 
 The bot keeps a remote session alive and tells people when it ends; nothing in that idea
-belongs to one site. Handlers, services and the store speak these types; each site is one
-adapter package (``bot/spaces/``, ``bot/sendspace/``) that implements `RemoteService`.
+belongs to one site. Handlers, services and the store are to speak these types; each site
+is one adapter that implements `RemoteService`: ``bot.spaces.service.SpacesService`` and
+``bot.sendspace.service.SendspaceService``.
 Imports point one way: adapters import ``bot.remote``, never the other way round, and
 nothing here imports aiogram, SQLAlchemy or an adapter.
 

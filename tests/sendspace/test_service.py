@@ -26,7 +26,7 @@ from bot.remote import (
     Transient,
     TransientReason,
 )
-from bot.sendspace import SendspaceClient, SendspaceService
+from bot.sendspace import DEFAULT_BASE_URL, SendspaceClient, SendspaceService
 from bot.spaces.transport import AiohttpTransport
 from tests.fakes.sendspace_server import API_KEY, FakeSendspace
 
@@ -172,8 +172,21 @@ async def test_login_during_an_outage(service: SendspaceService, fake: FakeSends
         (Step.TOKEN, "abc", None),
     ],
 )
-def test_accept(service: SendspaceService, step: Step, text: str, expected: str | None) -> None:
+def test_accept(step: Step, text: str, expected: str | None) -> None:
+    offline = httpx.MockTransport(lambda request: httpx.Response(500))
+    service = SendspaceService(SendspaceClient(offline, API_KEY))
     assert service.accept(step, text) == expected
+
+
+def test_the_default_base_url_and_bad_settings() -> None:
+    offline = httpx.MockTransport(lambda request: httpx.Response(500))
+    assert DEFAULT_BASE_URL == "https://api.sendspace.com/rest/"
+    assert DEFAULT_BASE_URL in repr(SendspaceClient(offline, API_KEY))
+    for base_url in ("api.sendspace.com/rest/", "ftp://x/rest/", "https://u:p@x/rest/"):
+        with pytest.raises(ValueError):
+            SendspaceClient(offline, API_KEY, base_url)
+    with pytest.raises(ValueError):
+        SendspaceClient(offline, "  ")
 
 
 # -- check ------------------------------------------------------------------------------

@@ -1,0 +1,176 @@
+"""Spaces as a `RemoteService`: SpacesClient's login, check and logout in the boundary's words.
+
+Only 01001, 01004 and 01005 on `check` end a session; every other answer (HTTP errors,
+timeouts, HTML, broken JSON, 00007, other codes) is transient. The rules for what a person
+may type stay in bot/services/login.py until the handlers speak bot.remote (issue 12).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from bot.remote import (
+    CheckOutcome,
+    Confirmed,
+    Ended,
+    EndReason,
+    LoggedIn,
+    LoginRefused,
+    LoginResult,
+    LogoutOutcome,
+    NextStep,
+    RefusalReason,
+    RemoteService,
+    RemoteSession,
+    Secrets,
+    Sentence,
+    ServiceInfo,
+    ServiceUnavailable,
+    Step,
+    Transient,
+    TransientReason,
+)
+from bot.services.login import clean_captcha, clean_login, clean_password
+from bot.spaces import codes
+from bot.spaces.client import SpacesClient
+from bot.spaces.errors import CaptchaRequired, SpacesAPIError, SpacesError, SpacesUnavailable
+from bot.spaces.types import Account
+
+SERVICE_ID: Final = "spaces"
+INFO: Final = ServiceInfo(SERVICE_ID, "Spaces", (Step.LOGIN_NAME, Step.PASSWORD))
+SID: Final = "sid"
+CK: Final = "ck"
+
+_TRANSIENT: Final = {
+    "timeout": TransientReason.TIMEOUT,
+    "network": TransientReason.NETWORK,
+    "http_status": TransientReason.HTTP_STATUS,
+    "not_json": TransientReason.NOT_DATA,
+    "bad_answer": TransientReason.BAD_ANSWER,
+}
+_ENDED: Final = {
+    codes.AUTH_REQUIRED: EndReason.NOT_AUTHENTICATED,
+    codes.SESSION_NOT_FOUND: EndReason.NOT_FOUND,
+    codes.USER_MODEL_NOT_CONSTRUCTED: EndReason.NOT_FOUND,
+}
+_REFUSALS: Final = {
+    codes.USER_NOT_FOUND: RefusalReason.BAD_CREDENTIALS,
+    codes.WRONG_LOGIN_OR_PASSWORD: RefusalReason.BAD_CREDENTIALS,
+    codes.OFTEN_OPERATION: RefusalReason.RATE_LIMITED,
+}
+_ONLINE: Final = {True: "status-online", False: "status-offline", None: "status-online-unknown"}
+
+
+class SpacesService(RemoteService):
+    def __init__(self, client: SpacesClient) -> None:
+        self._client = client
+
+    @property
+    def info(self) -> ServiceInfo:
+        return INFO
+
+    def accept(self, step: Step, text: str) -> str | None:
+        if step is Step.LOGIN_NAME:
+            return clean_login(text)
+        if step is Step.PASSWORD:
+            return clean_password(text)
+        if step is Step.CAPTCHA:
+            return clean_captcha(text)
+        return None
+
+    async def login(self, answers: Mapping[Step, str]) -> LoginResult:
+        try:
+            account = await self._client.login(
+                answers[Step.LOGIN_NAME],
+                answers[Step.PASSWORD],
+                captcha_code=answers.get(Step.CAPTCHA),
+            )
+        except CaptchaRequired as challenge:
+            try:
+                picture = await self._client.fetch_captcha(challenge.captcha_url)
+            except SpacesUnavailable as exc:
+                raise _unavailable(exc) from None
+            return NextStep(Step.CAPTCHA, picture=picture, wrong_answer=challenge.wrong_answer)
+        except SpacesUnavailable as exc:
+            raise _unavailable(exc) from None
+        except SpacesAPIError as exc:
+            reason = _REFUSALS.get(exc.code, RefusalReason.REFUSED)
+            raise LoginRefused(SERVICE_ID, reason, code_sentence(exc.code), exc.code) from None
+        return LoggedIn(
+            RemoteSession(
+                service=SERVICE_ID,
+                account_id=str(account.user_id),
+                display_name=account.nickname,
+                secrets={SID: account.sid, CK: account.ck},
+            )
+        )
+
+    async def check(self, secrets: Secrets, *, detailed: bool = False) -> CheckOutcome:
+        sid = _sid(secrets)
+        try:
+            account = await self._client.check(sid)
+        except SpacesUnavailable as exc:
+            return Transient(_TRANSIENT[exc.reason], unavailable_sentence(exc), exc.reason)
+        except SpacesAPIError as exc:
+            ended = _ENDED.get(exc.code)
+            if ended is not None:
+                return Ended(ended, exc.code)
+            reason = (
+                TransientReason.RATE_LIMITED
+                if exc.is_rate_limited
+                else TransientReason.SERVICE_ERROR
+            )
+            return Transient(reason, code_sentence(exc.code), exc.code)
+        renewed = None
+        if account.ck and account.ck != secrets.get(CK):
+            renewed = {SID: sid, CK: account.ck}  # the CSRF value moved on
+        details = await self._details(account) if detailed else ()
+        return Confirmed(display_name=account.nickname, details=details, renewed=renewed)
+
+    async def logout(self, secrets: Secrets) -> LogoutOutcome:
+        try:
+            await self._client.logout(_sid(secrets))
+        except SpacesAPIError as exc:
+            if exc.is_session_gone:
+                return LogoutOutcome.ALREADY_ENDED
+            return LogoutOutcome.NOT_CONFIRMED
+        except SpacesError:
+            return LogoutOutcome.NOT_CONFIRMED
+        return LogoutOutcome.LOGGED_OUT
+
+    async def _details(self, account: Account) -> tuple[Sentence, ...]:
+        lines = [Sentence(_ONLINE[account.is_online])]
+        try:
+            counters = await self._client.top_counts(account.sid)
+        except SpacesError:
+            return tuple(lines)  # the session is confirmed; only the counts are missing
+        counts = {"mail": counters.mail, "journal": counters.journal, "feed": counters.feed}
+        lines.append(Sentence("status-counters", counts))
+        return tuple(lines)
+
+
+def code_sentence(code: str) -> Sentence:
+    """What a person reads for a Spaces answer code."""
+    if codes.describe(code) is not None:
+        return Sentence(f"spaces-code-{code}")
+    return Sentence("spaces-code-unknown", {"code": code})
+
+
+def unavailable_sentence(error: SpacesUnavailable) -> Sentence:
+    return Sentence(f"spaces-unavailable-{error.reason}")
+
+
+def _unavailable(error: SpacesUnavailable) -> ServiceUnavailable:
+    detail = error.reason if error.status is None else f"HTTP {error.status}"
+    return ServiceUnavailable(
+        SERVICE_ID, _TRANSIENT[error.reason], unavailable_sentence(error), detail
+    )
+
+
+def _sid(secrets: Secrets) -> str:
+    sid = secrets.get(SID)
+    if not sid:
+        # A row of another service, or damaged: a bug to be logged, not a verdict.
+        raise ValueError("not a Spaces session")
+    return sid
