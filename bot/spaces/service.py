@@ -59,7 +59,7 @@ _REFUSALS: Final = {
     codes.WRONG_LOGIN_OR_PASSWORD: RefusalReason.BAD_CREDENTIALS,
     codes.OFTEN_OPERATION: RefusalReason.RATE_LIMITED,
 }
-_ONLINE: Final = {True: "status-online", False: "status-offline", None: "status-online-unknown"}
+_ONLINE: Final = {True: "spaces-status-online", False: "spaces-status-offline"}
 
 
 class SpacesService(RemoteService):
@@ -140,7 +140,7 @@ class SpacesService(RemoteService):
         return LogoutOutcome.LOGGED_OUT
 
     async def _details(self, account: Account) -> tuple[Sentence, ...]:
-        lines = [Sentence(_ONLINE[account.is_online])]
+        lines = [] if account.is_online is None else [Sentence(_ONLINE[account.is_online])]
         try:
             counters = await self._client.top_counts(account.sid)
         except SpacesError:

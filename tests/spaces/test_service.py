@@ -122,10 +122,21 @@ async def test_check_confirms_with_details_when_asked(service: SpacesService) ->
     detailed = await service.check(session.secrets, detailed=True)
     assert isinstance(detailed, Confirmed)
     assert detailed.details == (
-        Sentence("status-online"),
+        Sentence("spaces-status-online"),
         Sentence("status-counters", {"mail": 1, "journal": 2, "feed": 5}),
     )
     assert all(in_catalogue(line) for line in detailed.details)
+
+
+async def test_no_online_line_when_spaces_does_not_say(
+    service: SpacesService, fake: FakeSpaces
+) -> None:
+    session = await logged_in(service)
+    attributes = {"nid": 1001, "name": "Alice", "CK": session.secrets["ck"]}
+    fake.state.next_code("check", "00000", {"attributes": attributes})  # no online_status
+    outcome = await service.check(session.secrets, detailed=True)
+    assert isinstance(outcome, Confirmed)
+    assert [line.key for line in outcome.details] == ["status-counters"]
 
 
 async def test_a_moved_csrf_value_is_renewed(service: SpacesService) -> None:
