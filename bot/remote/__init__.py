@@ -18,13 +18,14 @@ The pieces
     ``answers`` maps each step asked so far to its answer (after ``accept``).
     ``NextStep(step, picture, wrong_answer)`` asks one more (a captcha); the conversation
     then calls ``login`` again with all answers. Failures raise ``LoginRefused(reason)`` or
-    ``ServiceUnavailable(reason)``, each with the ``Sentence`` to show.
+    ``ServiceUnavailable(reason)``, each with the ``Sentence`` to show and, when the
+    service said something itself, its cleaned words (``service_text``).
 ``RemoteSession(service, account_id, display_name, secrets)``
     What the store keeps; ``secrets`` is an opaque name -> text mapping that only the
     adapter reads (the store seals each value, bound to chat, service, account and name).
 ``RemoteService.check(secrets, detailed=False) -> CheckOutcome``
     ``Confirmed(display_name, details, renewed)`` | ``Ended(reason: EndReason)`` |
-    ``Transient(reason: TransientReason, text)``. ``Verdict`` and the reason enums have
+    ``Transient(reason: TransientReason, text, detail, service_text)``. ``Verdict`` and the reason enums have
     stable string values, and they are the stats and metrics labels
     (``outcome_labels``, ``all_outcome_labels``). Only a definitive answer is ``Ended``;
     ``check`` never raises for what the service or the network does.

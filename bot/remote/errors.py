@@ -1,6 +1,7 @@
 """What `RemoteService.login` raises when it neither logs in nor asks one more question.
 
-RemoteError                 carries `service` and `text` (the sentence a person reads)
+RemoteError                 carries `service`, `text` (the sentence a person reads) and
+│                           `service_text` (the service's own words, shown quoted after it)
 ├── ServiceUnavailable      no usable answer: says nothing about the credentials
 └── LoginRefused            the service answered no; `reason` says what kind of no
 
@@ -14,10 +15,20 @@ from bot.remote.types import RefusalReason, Sentence, TransientReason
 
 
 class RemoteError(Exception):
-    def __init__(self, service: str, text: Sentence, detail: str | None = None) -> None:
+    def __init__(
+        self,
+        service: str,
+        text: Sentence,
+        detail: str | None = None,
+        *,
+        service_text: str | None = None,
+    ) -> None:
         self.service = service
         self.text = text
         self.detail = detail  # the service's own code or status, for logs
+        # The service's own words about the error, already cleaned by the adapter; never in
+        # str() or logs (it is the service's text, not ours).
+        self.service_text = service_text
         super().__init__(service, detail)
 
     def _describe(self, what: str) -> str:
@@ -29,9 +40,15 @@ class RemoteError(Exception):
 
 class ServiceUnavailable(RemoteError):
     def __init__(
-        self, service: str, reason: TransientReason, text: Sentence, detail: str | None = None
+        self,
+        service: str,
+        reason: TransientReason,
+        text: Sentence,
+        detail: str | None = None,
+        *,
+        service_text: str | None = None,
     ) -> None:
-        super().__init__(service, text, detail)
+        super().__init__(service, text, detail, service_text=service_text)
         self.reason = reason
 
     def __str__(self) -> str:
@@ -40,9 +57,15 @@ class ServiceUnavailable(RemoteError):
 
 class LoginRefused(RemoteError):
     def __init__(
-        self, service: str, reason: RefusalReason, text: Sentence, detail: str | None = None
+        self,
+        service: str,
+        reason: RefusalReason,
+        text: Sentence,
+        detail: str | None = None,
+        *,
+        service_text: str | None = None,
     ) -> None:
-        super().__init__(service, text, detail)
+        super().__init__(service, text, detail, service_text=service_text)
         self.reason = reason
 
     def __str__(self) -> str:

@@ -162,6 +162,7 @@ class Transient:
     reason: TransientReason
     text: Sentence  # why the session could not be confirmed now, for /status
     detail: str | None = None  # the service's own code or status, for logs; never a label
+    service_text: str | None = None  # the service's own words, shown quoted after `text`
     verdict: ClassVar[Verdict] = Verdict.TRANSIENT
 
 

@@ -96,7 +96,13 @@ class SpacesService(RemoteService):
             raise _unavailable(exc) from None
         except SpacesAPIError as exc:
             reason = _REFUSALS.get(exc.code, RefusalReason.REFUSED)
-            raise LoginRefused(SERVICE_ID, reason, code_sentence(exc.code), exc.code) from None
+            raise LoginRefused(
+                SERVICE_ID,
+                reason,
+                code_sentence(exc.code),
+                exc.code,
+                service_text=exc.server_text,
+            ) from None
         return LoggedIn(
             RemoteSession(
                 service=SERVICE_ID,
@@ -121,7 +127,7 @@ class SpacesService(RemoteService):
                 if exc.is_rate_limited
                 else TransientReason.SERVICE_ERROR
             )
-            return Transient(reason, code_sentence(exc.code), exc.code)
+            return Transient(reason, code_sentence(exc.code), exc.code, exc.server_text)
         renewed = None
         if account.ck and account.ck != secrets.get(CK):
             renewed = {SID: sid, CK: account.ck}  # the CSRF value moved on

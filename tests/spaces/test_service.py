@@ -108,6 +108,18 @@ async def test_rate_limit_and_unknown_codes_on_login(
     assert caught.value.text == Sentence("spaces-code-unknown", {"code": "99999"})
 
 
+async def test_spaces_own_words_ride_along(service: SpacesService, fake: FakeSpaces) -> None:
+    fake.state.next_code("login", "00025", {"error": "Blocked until <b>Monday</b>"})
+    with pytest.raises(LoginRefused) as caught:
+        await service.login(ANSWERS)
+    assert caught.value.service_text == "Blocked until <b>Monday</b>"
+    assert "Monday" not in str(caught.value)
+    session = await logged_in(service)
+    fake.state.next_code("check", "00006", {"error": "Try later"})
+    outcome = await service.check(session.secrets)
+    assert isinstance(outcome, Transient) and outcome.service_text == "Try later"
+
+
 async def test_login_during_an_outage(service: SpacesService, fake: FakeSpaces) -> None:
     fake.state.set_mode("html")
     with pytest.raises(ServiceUnavailable) as caught:
