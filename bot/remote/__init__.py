@@ -14,19 +14,21 @@ The pieces
     ``/login``, and used as a stats/metrics label. ``steps`` are the questions a login asks
     first, in order (``Step.LOGIN_NAME``, ``Step.PASSWORD``, ``Step.TOKEN``); a
     ``Step.secret`` answer is deleted from the chat at once and kept sealed.
-``RemoteService.login(answers) -> LoggedIn | NextStep``
+``RemoteService.login(answers, *, attempt=None) -> LoggedIn | NextStep``
     ``answers`` maps each step asked so far to its answer (after ``accept``).
-    ``NextStep(step, picture, wrong_answer)`` asks one more (a captcha); the conversation
-    then calls ``login`` again with all answers. Failures raise ``LoginRefused(reason)`` or
-    ``ServiceUnavailable(reason)``, each with the ``Sentence`` to show and, when the
-    service said something itself, its cleaned words (``service_text``).
+    ``NextStep(step, picture, wrong_answer, attempt)`` asks one more (a captcha); the
+    conversation keeps ``attempt`` (opaque, e.g. the cookies the captcha is tied to)
+    sealed, then calls ``login`` again with all answers and that ``attempt``. Failures
+    raise ``LoginRefused(reason)`` or ``ServiceUnavailable(reason)``, each with the
+    ``Sentence`` to show and, when the service said something itself, its cleaned words
+    (``service_text``).
 ``RemoteSession(service, account_id, display_name, secrets)``
     What the store keeps; ``secrets`` is an opaque name -> text mapping that only the
     adapter reads (the store seals each value, bound to chat, service, account and name).
 ``RemoteService.check(secrets, detailed=False) -> CheckOutcome``
     ``Confirmed(display_name, details, renewed)`` | ``Ended(reason: EndReason)`` |
-    ``Transient(reason: TransientReason, text, detail, service_text)``. ``Verdict`` and the reason enums have
-    stable string values, and they are the stats and metrics labels
+    ``Transient(reason: TransientReason, text, detail, service_text)``. ``Verdict`` and
+    the reason enums have stable string values, and they are the stats and metrics labels
     (``outcome_labels``, ``all_outcome_labels``). Only a definitive answer is ``Ended``;
     ``check`` never raises for what the service or the network does.
 ``RemoteService.logout(secrets) -> LogoutOutcome``

@@ -17,8 +17,11 @@ class RemoteService(Protocol):
         long, a command, characters the service never accepts): then nothing is sent."""
         ...
 
-    async def login(self, answers: Mapping[Step, str]) -> LoginResult:
-        """Log in with every answer so far (each passed through `accept`).
+    async def login(
+        self, answers: Mapping[Step, str], *, attempt: Secrets | None = None
+    ) -> LoginResult:
+        """Log in with every answer so far (each passed through `accept`), and the `attempt`
+        state of the NextStep that asked the last one (None on the first call).
 
         Returns LoggedIn, or NextStep when the service wants one more answer. Raises
         LoginRefused or ServiceUnavailable (bot.remote.errors) for anything else. A

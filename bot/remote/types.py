@@ -98,11 +98,14 @@ class LoggedIn:
 @dataclass(frozen=True, slots=True)
 class NextStep:
     """The service wants one more answer: ask `step`, then call `login` again with every
-    answer so far plus this one."""
+    answer so far plus this one, and this step's `attempt`."""
 
     step: Step
     picture: bytes | None = field(default=None, repr=False)  # shown with the question
     wrong_answer: bool = False  # the previous answer to this step was refused
+    # What this login attempt must send back with the answer (e.g. the cookies a captcha is
+    # tied to): opaque, sealed by the conversation, passed to the next `login` as `attempt`.
+    attempt: Secrets = field(default_factory=dict, repr=False)
 
 
 LoginResult = LoggedIn | NextStep
@@ -121,6 +124,7 @@ class EndReason(StrEnum):
     EXPIRED = "expired"  # the service says the session expired
     NOT_FOUND = "not_found"  # the service does not know it (ended, logged out elsewhere)
     NOT_AUTHENTICATED = "not_authenticated"  # it exists but is no longer logged in
+    REPLACED = "replaced"  # another sign-in to the account took its place
     REVOKED = "revoked"  # the credential itself is refused (a token revoked or invalid)
 
 

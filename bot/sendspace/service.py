@@ -71,7 +71,10 @@ class SendspaceService(RemoteService):
             return text
         return None  # sendspace asks nothing else
 
-    async def login(self, answers: Mapping[Step, str]) -> LoggedIn:
+    async def login(
+        self, answers: Mapping[Step, str], *, attempt: Secrets | None = None
+    ) -> LoggedIn:
+        # One round (createToken, login): sendspace never asks a further step.
         user_name, password = answers[Step.LOGIN_NAME], answers[Step.PASSWORD]
         try:
             login = await self._client.login(user_name, password)

@@ -1,7 +1,8 @@
 """Spaces as a `RemoteService`: SpacesClient's login, check and logout in the boundary's words.
 
-Only 01001, 01004 and 01005 on `check` end a session; every other answer (HTTP errors,
-timeouts, HTML, broken JSON, 00007, other codes) is transient. The rules for what a person
+Only 01001, 01004, 01005 and 01006/1 (another sign-in took its place) on `check` end a
+session; every other answer (HTTP errors, timeouts, HTML, broken JSON, 00007, other codes)
+is transient. The rules for what a person
 may type stay in bot/services/login.py until the handlers speak bot.remote (issue 12).
 """
 
@@ -34,6 +35,7 @@ from bot.remote import (
 from bot.services.login import clean_captcha, clean_login, clean_password
 from bot.spaces import codes
 from bot.spaces.client import SpacesClient
+from bot.spaces.cookies import LoginCookies
 from bot.spaces.errors import CaptchaRequired, SpacesAPIError, SpacesError, SpacesUnavailable
 from bot.spaces.types import Account
 
@@ -41,6 +43,7 @@ SERVICE_ID: Final = "spaces"
 INFO: Final = ServiceInfo(SERVICE_ID, "Spaces", (Step.LOGIN_NAME, Step.PASSWORD))
 SID: Final = "sid"
 CK: Final = "ck"
+COOKIES: Final = "cookies"  # a login attempt's own cookies, between captcha steps
 
 _TRANSIENT: Final = {
     "timeout": TransientReason.TIMEOUT,
@@ -54,11 +57,8 @@ _ENDED: Final = {
     codes.SESSION_NOT_FOUND: EndReason.NOT_FOUND,
     codes.USER_MODEL_NOT_CONSTRUCTED: EndReason.NOT_FOUND,
 }
-_REFUSALS: Final = {
-    codes.USER_NOT_FOUND: RefusalReason.BAD_CREDENTIALS,
-    codes.WRONG_LOGIN_OR_PASSWORD: RefusalReason.BAD_CREDENTIALS,
-    codes.OFTEN_OPERATION: RefusalReason.RATE_LIMITED,
-}
+# Answers that mean the credentials were wrong: these count towards the brute-force limit.
+_BAD_CREDENTIALS: Final = frozenset({codes.USER_NOT_FOUND, codes.WRONG_LOGIN_OR_PASSWORD})
 _ONLINE: Final = {True: "spaces-status-online", False: "spaces-status-offline"}
 
 
@@ -79,29 +79,41 @@ class SpacesService(RemoteService):
             return clean_captcha(text)
         return None
 
-    async def login(self, answers: Mapping[Step, str]) -> LoginResult:
+    async def login(
+        self, answers: Mapping[Step, str], *, attempt: Secrets | None = None
+    ) -> LoginResult:
+        cookies = LoginCookies.load(attempt[COOKIES]) if attempt and COOKIES in attempt else None
         try:
             account = await self._client.login(
                 answers[Step.LOGIN_NAME],
                 answers[Step.PASSWORD],
                 captcha_code=answers.get(Step.CAPTCHA),
+                cookies=cookies,
             )
         except CaptchaRequired as challenge:
             try:
-                picture = await self._client.fetch_captcha(challenge.captcha_url)
+                picture = await self._client.fetch_captcha(
+                    challenge.captcha_url, cookies=challenge.cookies
+                )
             except SpacesUnavailable as exc:
                 raise _unavailable(exc) from None
-            return NextStep(Step.CAPTCHA, picture=picture, wrong_answer=challenge.wrong_answer)
+            return NextStep(
+                Step.CAPTCHA,
+                picture=picture,
+                wrong_answer=challenge.wrong_answer,
+                attempt={COOKIES: challenge.cookies.dump()} if challenge.cookies else {},
+            )
         except SpacesUnavailable as exc:
             raise _unavailable(exc) from None
         except SpacesAPIError as exc:
-            reason = _REFUSALS.get(exc.code, RefusalReason.REFUSED)
+            if exc.is_rate_limited:
+                reason = RefusalReason.RATE_LIMITED
+            elif exc.code in _BAD_CREDENTIALS:
+                reason = RefusalReason.BAD_CREDENTIALS
+            else:
+                reason = RefusalReason.REFUSED
             raise LoginRefused(
-                SERVICE_ID,
-                reason,
-                code_sentence(exc.code),
-                exc.code,
-                service_text=exc.server_text,
+                SERVICE_ID, reason, error_sentence(exc), _detail(exc), service_text=exc.server_text
             ) from None
         return LoggedIn(
             RemoteSession(
@@ -119,15 +131,15 @@ class SpacesService(RemoteService):
         except SpacesUnavailable as exc:
             return Transient(_TRANSIENT[exc.reason], unavailable_sentence(exc), exc.reason)
         except SpacesAPIError as exc:
-            ended = _ENDED.get(exc.code)
+            ended = _ended(exc)
             if ended is not None:
-                return Ended(ended, exc.code)
+                return Ended(ended, _detail(exc))
             reason = (
                 TransientReason.RATE_LIMITED
                 if exc.is_rate_limited
                 else TransientReason.SERVICE_ERROR
             )
-            return Transient(reason, code_sentence(exc.code), exc.code, exc.server_text)
+            return Transient(reason, error_sentence(exc), _detail(exc), exc.server_text)
         renewed = None
         if account.ck and account.ck != secrets.get(CK):
             renewed = {SID: sid, CK: account.ck}  # the CSRF value moved on
@@ -147,24 +159,38 @@ class SpacesService(RemoteService):
 
     async def _details(self, account: Account) -> tuple[Sentence, ...]:
         lines = [] if account.is_online is None else [Sentence(_ONLINE[account.is_online])]
-        try:
-            counters = await self._client.top_counts(account.sid)
-        except SpacesError:
-            return tuple(lines)  # the session is confirmed; only the counts are missing
+        counters = account.counters
+        if counters is None:  # the check answer had none: ask for them
+            try:
+                counters = await self._client.top_counts(account.sid)
+            except SpacesError:
+                return tuple(lines)  # the session is confirmed; only the counts are missing
         counts = {"mail": counters.mail, "journal": counters.journal, "feed": counters.feed}
         lines.append(Sentence("status-counters", counts))
         return tuple(lines)
 
 
-def code_sentence(code: str) -> Sentence:
-    """What a person reads for a Spaces answer code."""
-    if codes.describe(code) is not None:
-        return Sentence(f"spaces-code-{code}")
-    return Sentence("spaces-code-unknown", {"code": code})
+def error_sentence(error: SpacesAPIError) -> Sentence:
+    """What a person reads for a Spaces answer code (01006's sub-code says more)."""
+    if error.auth_error in codes.AUTH_ERROR_SUBCODES:
+        return Sentence(f"spaces-auth-error-{error.auth_error}")
+    if codes.describe(error.code) is not None:
+        return Sentence(f"spaces-code-{error.code}")
+    return Sentence("spaces-code-unknown", {"code": error.code})
 
 
 def unavailable_sentence(error: SpacesUnavailable) -> Sentence:
     return Sentence(f"spaces-unavailable-{error.reason}")
+
+
+def _ended(error: SpacesAPIError) -> EndReason | None:
+    if error.session_replaced:
+        return EndReason.REPLACED
+    return _ENDED.get(error.code)
+
+
+def _detail(error: SpacesAPIError) -> str:
+    return error.code if error.auth_error is None else f"{error.code}/{error.auth_error}"
 
 
 def _unavailable(error: SpacesUnavailable) -> ServiceUnavailable:

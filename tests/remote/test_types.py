@@ -32,6 +32,7 @@ def test_label_values_are_a_contract() -> None:
         "expired",
         "not_found",
         "not_authenticated",
+        "replaced",
         "revoked",
     ]
     assert [r.value for r in TransientReason] == [
@@ -100,9 +101,9 @@ def test_session_secrets_are_validated(secrets: dict[str, object]) -> None:
 
 def test_secrets_stay_out_of_reprs() -> None:
     confirmed = Confirmed(display_name="n", renewed={"ck": "renewed-ck"})
-    step = NextStep(Step.CAPTCHA, picture=b"\x89PNG-picture-bytes")
+    step = NextStep(Step.CAPTCHA, picture=b"\x89PNG-picture-bytes", attempt={"c": "cookie-v"})
     assert "renewed-ck" not in repr(confirmed)
-    assert "picture-bytes" not in repr(step)
+    assert "picture-bytes" not in repr(step) and "cookie-v" not in repr(step)
 
 
 def test_errors_say_what_without_secrets() -> None:

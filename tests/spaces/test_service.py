@@ -69,9 +69,14 @@ async def test_a_captcha_is_the_next_step(service: SpacesService, fake: FakeSpac
     step = await service.login(ANSWERS)
     assert isinstance(step, NextStep)
     assert (step.step, step.picture, step.wrong_answer) == (Step.CAPTCHA, CAPTCHA_PNG, False)
-    wrong = await service.login({**ANSWERS, Step.CAPTCHA: "1111"})
+    assert set(step.attempt) == {"cookies"}  # the picture is tied to the attempt's cookie
+    wrong = await service.login({**ANSWERS, Step.CAPTCHA: "1111"}, attempt=step.attempt)
     assert isinstance(wrong, NextStep) and wrong.wrong_answer
-    assert isinstance(await service.login({**ANSWERS, Step.CAPTCHA: "7777"}), LoggedIn)
+    # The right answer without the attempt's cookies is not taken for this picture.
+    alone = await service.login({**ANSWERS, Step.CAPTCHA: "7777"})
+    assert isinstance(alone, NextStep)
+    done = await service.login({**ANSWERS, Step.CAPTCHA: "7777"}, attempt=wrong.attempt)
+    assert isinstance(done, LoggedIn)
 
 
 @pytest.mark.parametrize(
@@ -120,6 +125,21 @@ async def test_spaces_own_words_ride_along(service: SpacesService, fake: FakeSpa
     assert isinstance(outcome, Transient) and outcome.service_text == "Try later"
 
 
+async def test_01006_sub_codes(service: SpacesService, fake: FakeSpaces) -> None:
+    fake.state.next_code("login", "01006", {"auth_errror": 3})  # too fast
+    with pytest.raises(LoginRefused) as caught:
+        await service.login(ANSWERS)
+    assert caught.value.reason is RefusalReason.RATE_LIMITED
+    assert caught.value.text == Sentence("spaces-auth-error-3")
+    assert in_catalogue(caught.value.text)
+    session = await logged_in(service)
+    fake.state.next_code("check", "01006", {"auth_errror": 1})  # another sign-in replaced it
+    assert await service.check(session.secrets) == Ended(EndReason.REPLACED, "01006/1")
+    fake.state.next_code("check", "01006", {"auth_errror": 5})
+    outcome = await service.check(session.secrets)
+    assert isinstance(outcome, Transient) and outcome.reason is TransientReason.SERVICE_ERROR
+
+
 async def test_login_during_an_outage(service: SpacesService, fake: FakeSpaces) -> None:
     fake.state.set_mode("html")
     with pytest.raises(ServiceUnavailable) as caught:
@@ -128,7 +148,9 @@ async def test_login_during_an_outage(service: SpacesService, fake: FakeSpaces) 
     assert caught.value.text == Sentence("spaces-unavailable-not_json")
 
 
-async def test_check_confirms_with_details_when_asked(service: SpacesService) -> None:
+async def test_check_confirms_with_details_when_asked(
+    service: SpacesService, fake: FakeSpaces
+) -> None:
     session = await logged_in(service)
     assert await service.check(session.secrets) == Confirmed(display_name="Alice")
     detailed = await service.check(session.secrets, detailed=True)
@@ -138,6 +160,7 @@ async def test_check_confirms_with_details_when_asked(service: SpacesService) ->
         Sentence("status-counters", {"mail": 1, "journal": 2, "feed": 5}),
     )
     assert all(in_catalogue(line) for line in detailed.details)
+    assert fake.state.counts["getTopCounts"] == 0  # the check answer carried them
 
 
 async def test_no_online_line_when_spaces_does_not_say(
@@ -149,6 +172,7 @@ async def test_no_online_line_when_spaces_does_not_say(
     outcome = await service.check(session.secrets, detailed=True)
     assert isinstance(outcome, Confirmed)
     assert [line.key for line in outcome.details] == ["status-counters"]
+    assert fake.state.counts["getTopCounts"] == 1  # not in that answer: asked for
 
 
 async def test_a_moved_csrf_value_is_renewed(service: SpacesService) -> None:
