@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardButton, Message
 
-from bot.handlers.ui import CANCEL, login_keyboard, private_message, spaces_error_text
+from bot.handlers.steps import Flow, StepButton, ask, finish, step_button, working
+from bot.handlers.ui import login_keyboard, private_message, spaces_error_text
 from bot.locales import PoI18n
 from bot.services.account import AccountService, Active, Gone, NotLinked, Unconfirmed, Unreadable
 from bot.services.clock import utcnow
 from bot.spaces import codes
 
 
-async def status(message: Message, i18n: PoI18n, account_service: AccountService) -> None:
-    report = await account_service.status(message.chat.id)
+class ForgetFlow(StatesGroup):
+    confirm = State()
+
+
+async def status(message: Message, bot: Bot, i18n: PoI18n, account_service: AccountService) -> None:
+    async with working(bot, message.chat.id):
+        report = await account_service.status(message.chat.id)
     if isinstance(report, NotLinked):
         await message.answer(i18n.text("status-not-linked"), reply_markup=login_keyboard(i18n))
         return
@@ -63,8 +70,9 @@ async def status(message: Message, i18n: PoI18n, account_service: AccountService
     await message.answer("\n".join(lines))
 
 
-async def logout(message: Message, i18n: PoI18n, account_service: AccountService) -> None:
-    result = await account_service.logout(message.chat.id)
+async def logout(message: Message, bot: Bot, i18n: PoI18n, account_service: AccountService) -> None:
+    async with working(bot, message.chat.id):
+        result = await account_service.logout(message.chat.id)
     if not result.was_linked:
         await message.answer(i18n.text("logout-not-linked"))
     elif result.nickname is None:
@@ -79,28 +87,33 @@ async def account_in_group(message: Message, i18n: PoI18n) -> None:
     await message.answer(i18n.text("private-only"))
 
 
-FORGET = "forget:yes"
+FORGET = "forget"
 
 
-async def forget(message: Message, i18n: PoI18n) -> None:
-    markup = InlineKeyboardMarkup(
-        inline_keyboard=[
-            [InlineKeyboardButton(text=i18n.plain("button-forget"), callback_data=FORGET)],
-            [InlineKeyboardButton(text=i18n.plain("button-cancel"), callback_data=CANCEL)],
-        ]
-    )
-    await message.answer(i18n.text("forget-confirm"), reply_markup=markup)
+async def forget(message: Message, state: FSMContext, bot: Bot, i18n: PoI18n) -> None:
+    await finish(state, bot, message.chat.id)
+    await state.set_state(ForgetFlow.confirm)
+
+    def rows(token: str) -> list[list[InlineKeyboardButton]]:
+        return [[step_button(i18n.plain("button-forget"), FORGET, token)]]
+
+    await ask(message, state, bot, i18n, Flow.FORGET, i18n.text("forget-confirm"), rows)
 
 
 async def forget_confirmed(
-    query: CallbackQuery, state: FSMContext, i18n: PoI18n, account_service: AccountService
+    query: CallbackQuery,
+    state: FSMContext,
+    bot: Bot,
+    i18n: PoI18n,
+    account_service: AccountService,
 ) -> None:
     await query.answer()
     message = private_message(query)
     if message is None:
         return
     await state.clear()
-    await account_service.forget(message.chat.id, query.from_user.id)
+    async with working(bot, message.chat.id):
+        await account_service.forget(message.chat.id, query.from_user.id)
     await message.edit_text(i18n.text("forget-done"), reply_markup=None)
 
 
@@ -109,6 +122,6 @@ def build_router() -> Router:
     router.message.register(status, Command("status"), F.chat.type == "private")
     router.message.register(logout, Command("logout"), F.chat.type == "private")
     router.message.register(forget, Command("forget"), F.chat.type == "private")
-    router.callback_query.register(forget_confirmed, F.data == FORGET)
+    router.callback_query.register(forget_confirmed, StepButton.filter(F.action == FORGET))
     router.message.register(account_in_group, Command("status", "logout", "forget"))
     return router

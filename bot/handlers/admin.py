@@ -6,14 +6,23 @@ import html
 import time
 from typing import Any
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot.config import Settings
-from bot.handlers.ui import CANCEL, cancel_keyboard
+from bot.handlers.steps import (
+    Flow,
+    StepButton,
+    ask,
+    cancel_row,
+    finish,
+    new_step,
+    shown,
+    step_button,
+)
 from bot.locales import PoI18n
 from bot.services.broadcast import RESUME_PREFIX, STOP_PREFIX, BroadcastService
 from bot.services.clock import utcnow
@@ -21,7 +30,7 @@ from bot.services.owners import OwnerService
 from bot.spaces import SpacesClient
 from bot.storage.store import Store
 
-SEND = "bc:send"
+SEND = "send"
 BROADCAST_MAX_CHARS = 4000
 ADMIN_COMMANDS = ("stats", "broadcast", "allow", "deny", "ban", "unban", "audit")
 
@@ -143,53 +152,51 @@ async def audit(message: Message, i18n: PoI18n, owner_service: OwnerService) -> 
 # -- broadcast ----------------------------------------------------------------------------
 
 
-async def broadcast_start(message: Message, state: FSMContext, i18n: PoI18n) -> None:
-    await state.clear()
+async def broadcast_start(message: Message, state: FSMContext, bot: Bot, i18n: PoI18n) -> None:
+    await finish(state, bot, message.chat.id)
     await state.set_state(BroadcastFlow.text)
-    await message.answer(i18n.text("broadcast-ask"), reply_markup=cancel_keyboard(i18n))
+    await ask(message, state, bot, i18n, Flow.BROADCAST, i18n.text("broadcast-ask"))
 
 
 async def broadcast_text(
-    message: Message, state: FSMContext, i18n: PoI18n, broadcasts: BroadcastService
+    message: Message, state: FSMContext, bot: Bot, i18n: PoI18n, broadcasts: BroadcastService
 ) -> None:
     text = message.html_text if message.text else ""
     if not text.strip() or len(text) > BROADCAST_MAX_CHARS:
-        await message.answer(i18n.text("broadcast-bad-text"), reply_markup=cancel_keyboard(i18n))
+        await ask(message, state, bot, i18n, Flow.BROADCAST, i18n.text("broadcast-bad-text"))
         return
     await state.update_data(text=text)
     await state.set_state(BroadcastFlow.confirm)
     recipients = await broadcasts.recipients()
-    await message.answer(i18n.text("broadcast-preview"))
-    await message.answer(text)
+    # The preview is the message itself, copied, with the confirm buttons under it.
+    token = await new_step(state, Flow.BROADCAST)
+    send = i18n.nplain("button-broadcast-send", recipients, count=recipients)
     markup = InlineKeyboardMarkup(
-        inline_keyboard=[
-            [InlineKeyboardButton(text=i18n.plain("button-send"), callback_data=SEND)],
-            [InlineKeyboardButton(text=i18n.plain("button-cancel"), callback_data=CANCEL)],
-        ]
+        inline_keyboard=[[step_button(send, SEND, token)], cancel_row(i18n, token)]
     )
-    await message.answer(
-        i18n.ntext("broadcast-confirm", recipients, count=recipients), reply_markup=markup
-    )
+    preview = await message.copy_to(message.chat.id, reply_markup=markup)
+    await shown(state, bot, message.chat.id, preview.message_id)
 
 
-async def broadcast_not_text(message: Message, i18n: PoI18n) -> None:
-    await message.answer(i18n.text("broadcast-bad-text"), reply_markup=cancel_keyboard(i18n))
+async def broadcast_not_text(message: Message, state: FSMContext, bot: Bot, i18n: PoI18n) -> None:
+    await ask(message, state, bot, i18n, Flow.BROADCAST, i18n.text("broadcast-bad-text"))
 
 
 async def broadcast_send(
     query: CallbackQuery,
     state: FSMContext,
+    bot: Bot,
     i18n: PoI18n,
     broadcasts: BroadcastService,
     owner_service: OwnerService,
 ) -> None:
     data: dict[str, Any] = await state.get_data()
     text = data.get("text")
-    await state.clear()
     await query.answer()
     if not isinstance(text, str) or not isinstance(query.message, Message):
+        await state.clear()
         return
-    await query.message.edit_reply_markup(reply_markup=None)
+    await finish(state, bot, query.message.chat.id)
     admin = _admin_id(query)
     broadcast_id = await broadcasts.start(admin, query.message.chat.id, text)
     await owner_service.record(admin, "broadcast", f"#{broadcast_id}, {len(text)} characters")
@@ -227,7 +234,9 @@ def build_router() -> Router:
     router.message.register(broadcast_start, Command("broadcast"))
     router.message.register(broadcast_text, BroadcastFlow.text, F.text)
     router.message.register(broadcast_not_text, BroadcastFlow.text)
-    router.callback_query.register(broadcast_send, BroadcastFlow.confirm, F.data == SEND)
+    router.callback_query.register(
+        broadcast_send, BroadcastFlow.confirm, StepButton.filter(F.action == SEND)
+    )
     router.callback_query.register(broadcast_stop, F.data.startswith(STOP_PREFIX))
     router.callback_query.register(broadcast_resume, F.data.startswith(RESUME_PREFIX))
     return router

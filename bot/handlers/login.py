@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot, F, Router
-from aiogram.enums import ChatAction
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
@@ -18,12 +17,24 @@ from aiogram.types import (
     Message,
 )
 
+from bot.handlers.steps import (
+    Flow,
+    StepButton,
+    ask,
+    cancel_row,
+    finish,
+    is_current,
+    new_attempt,
+    new_step,
+    shown,
+    step_button,
+    superseded,
+    working,
+)
 from bot.handlers.ui import (
-    CANCEL,
     LOGIN,
-    cancel_keyboard,
     login_keyboard,
-    oauth_keyboard,
+    oauth_rows,
     private_message,
     spaces_error_text,
 )
@@ -39,7 +50,7 @@ from bot.services.login import (
     clean_password,
 )
 from bot.services.notifier import RELOGIN
-from bot.spaces import LoginCookies, SpacesAPIError, SpacesError, codes
+from bot.spaces import LoginCookies, OAuthLink, SpacesAPIError, SpacesError, codes
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +59,18 @@ class LoginFlow(StatesGroup):
     login = State()
     password = State()
     captcha = State()
+    retry = State()  # the password was wrong: enter it again, or start over
 
 
-NEW_PICTURE = "captcha:new"
+# Actions of the buttons under the "wrong password" answer, and under a captcha.
+PASSWORD_AGAIN = "password-again"
+START_OVER = "start-over"
+NEW_PICTURE = "new-picture"
 
 
-def captcha_keyboard(i18n: PoI18n) -> InlineKeyboardMarkup:
-    """Under a captcha: another picture (as the site's own client offers), or cancel."""
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [InlineKeyboardButton(text=i18n.text("button-new-picture"), callback_data=NEW_PICTURE)],
-            [InlineKeyboardButton(text=i18n.text("button-cancel"), callback_data=CANCEL)],
-        ]
-    )
+def captcha_rows(i18n: PoI18n, token: str) -> list[list[InlineKeyboardButton]]:
+    """Under a captcha: another picture (as the site's own client offers); Cancel follows."""
+    return [[step_button(i18n.plain("button-new-picture"), NEW_PICTURE, token)]]
 
 
 # -- groups: never a place for credentials ------------------------------------------------
@@ -83,22 +93,30 @@ async def login_in_group(message: Message, bot: Bot, i18n: PoI18n) -> None:
 
 
 async def login_start(
-    message: Message, state: FSMContext, i18n: PoI18n, login_service: LoginService
+    message: Message, state: FSMContext, bot: Bot, i18n: PoI18n, login_service: LoginService
 ) -> None:
-    await _ask_login(message, state, i18n, login_service)
+    await _ask_login(message, state, bot, i18n, login_service)
 
 
 async def login_start_button(
-    query: CallbackQuery, state: FSMContext, i18n: PoI18n, login_service: LoginService
+    query: CallbackQuery,
+    state: FSMContext,
+    bot: Bot,
+    i18n: PoI18n,
+    login_service: LoginService,
 ) -> None:
     await query.answer()
     message = private_message(query)
     if message is not None:
-        await _ask_login(message, state, i18n, login_service)
+        await _ask_login(message, state, bot, i18n, login_service)
 
 
 async def relogin_button(
-    query: CallbackQuery, state: FSMContext, i18n: PoI18n, login_service: LoginService
+    query: CallbackQuery,
+    state: FSMContext,
+    bot: Bot,
+    i18n: PoI18n,
+    login_service: LoginService,
 ) -> None:
     """From the expiry notice: the nickname is known, so only the password is asked."""
     await query.answer()
@@ -107,50 +125,113 @@ async def relogin_button(
         return
     nickname = await login_service.known_nickname(message.chat.id)
     if nickname is None:
-        await _ask_login(message, state, i18n, login_service)
+        await _ask_login(message, state, bot, i18n, login_service)
         return
-    await state.clear()
-    await _ask_password(message, state, i18n, nickname)
+    await finish(state, bot, message.chat.id)
+    await _ask_password(message, state, bot, i18n, nickname)
+
+
+async def password_again_button(
+    query: CallbackQuery, state: FSMContext, bot: Bot, i18n: PoI18n
+) -> None:
+    """After a wrong password: the login is kept, only the password is asked again."""
+    await query.answer()
+    message = private_message(query)
+    if message is None:
+        return
+    login = (await state.get_data()).get("login")
+    if not isinstance(login, str):
+        await _start_over(message, state, bot, i18n)
+        return
+    await _ask_password(message, state, bot, i18n, login)
+
+
+async def start_over_button(
+    query: CallbackQuery,
+    state: FSMContext,
+    bot: Bot,
+    i18n: PoI18n,
+    login_service: LoginService,
+) -> None:
+    await query.answer()
+    message = private_message(query)
+    if message is not None:
+        await _ask_login(message, state, bot, i18n, login_service)
 
 
 async def _ask_login(
-    message: Message, state: FSMContext, i18n: PoI18n, login_service: LoginService
+    message: Message,
+    state: FSMContext,
+    bot: Bot,
+    i18n: PoI18n,
+    login_service: LoginService,
 ) -> None:
-    await state.clear()
+    await finish(state, bot, message.chat.id)
     await state.set_state(LoginFlow.login)
+    token = await new_step(state, Flow.LOGIN)
+    # The social links never delay the prompt: shown at once when known lately, else the
+    # prompt goes out now and gets its buttons when Spaces gives them.
+    links = login_service.cached_oauth_links()
+    prompt = await message.answer(
+        _login_text(i18n, links), reply_markup=_login_markup(i18n, token, links)
+    )
+    await shown(state, bot, prompt.chat.id, prompt.message_id)
+    if links is not None:
+        return
     links = await login_service.oauth_links()
+    if not links or not await is_current(state, token):
+        return
+    try:
+        await prompt.edit_text(
+            _login_text(i18n, links), reply_markup=_login_markup(i18n, token, links)
+        )
+    except TelegramAPIError as exc:
+        log.info("social sign-in buttons not added in chat %s: %s", prompt.chat.id, exc)
+
+
+def _login_text(i18n: PoI18n, links: list[OAuthLink] | None) -> str:
     text = i18n.text("login-ask-login")
     if links:
         text += "\n\n" + i18n.text("login-oauth-explain")
-    await message.answer(text, reply_markup=oauth_keyboard(i18n, links))
+    return text
+
+
+def _login_markup(i18n: PoI18n, token: str, links: list[OAuthLink] | None) -> InlineKeyboardMarkup:
+    rows = oauth_rows(i18n, links or [])
+    return InlineKeyboardMarkup(inline_keyboard=[*rows, cancel_row(i18n, token)])
 
 
 # -- login --------------------------------------------------------------------------------
 
 
 async def got_login(
-    message: Message, state: FSMContext, i18n: PoI18n, login_service: LoginService
+    message: Message,
+    state: FSMContext,
+    bot: Bot,
+    i18n: PoI18n,
+    login_service: LoginService,
 ) -> None:
     login = clean_login(message.text)
     if login is None:
-        await message.answer(i18n.text("login-bad-login"), reply_markup=cancel_keyboard(i18n))
+        await ask(message, state, bot, i18n, Flow.LOGIN, i18n.text("login-bad-login"))
         return
     user_id = message.from_user.id if message.from_user else message.chat.id
     try:
         await login_service.ensure_not_locked(user_id, login)
     except LoginLocked as locked:
-        await state.clear()
+        await finish(state, bot, message.chat.id)
         await message.answer(i18n.text("login-locked", wait=i18n.duration(locked.minutes * 60)))
         return
-    await _ask_password(message, state, i18n, login)
+    await _ask_password(message, state, bot, i18n, login)
 
 
-async def _ask_password(message: Message, state: FSMContext, i18n: PoI18n, login: str) -> None:
+async def _ask_password(
+    message: Message, state: FSMContext, bot: Bot, i18n: PoI18n, login: str
+) -> None:
     await state.update_data(login=login)
     await state.set_state(LoginFlow.password)
-    await message.answer(
-        i18n.text("login-ask-password", login=login), reply_markup=cancel_keyboard(i18n)
-    )
+    text = i18n.text("login-ask-password", login=login)
+    await ask(message, state, bot, i18n, Flow.LOGIN, text)
 
 
 # -- password -----------------------------------------------------------------------------
@@ -168,18 +249,18 @@ async def got_password(
     await _delete_secret_message(message, bot, i18n)
     password = clean_password(message.text)
     if password is None:
-        await message.answer(i18n.text("login-bad-password"), reply_markup=cancel_keyboard(i18n))
+        await ask(message, state, bot, i18n, Flow.LOGIN, i18n.text("login-bad-password"))
         return
     login = (await state.get_data()).get("login")
     if not isinstance(login, str):
-        await _start_over(message, state, i18n)
+        await _start_over(message, state, bot, i18n)
         return
     await _attempt(message, state, bot, i18n, login_service, password_seal, login, password)
 
 
-async def _start_over(message: Message, state: FSMContext, i18n: PoI18n) -> None:
+async def _start_over(message: Message, state: FSMContext, bot: Bot, i18n: PoI18n) -> None:
     """The step lost what it needed (a restart, or the kept password expired)."""
-    await state.clear()
+    await finish(state, bot, message.chat.id)
     await message.answer(i18n.text("login-expired"), reply_markup=login_keyboard(i18n))
 
 
@@ -204,11 +285,12 @@ async def got_captcha(
 ) -> None:
     code = clean_captcha(message.text)
     if code is None:
-        await message.answer(i18n.text("captcha-bad-answer"), reply_markup=captcha_keyboard(i18n))
+        text = i18n.text("captcha-bad-answer")
+        await ask(message, state, bot, i18n, Flow.LOGIN, text, lambda t: captcha_rows(i18n, t))
         return
     pending = await _pending_attempt(message.chat.id, state, password_seal)
     if pending is None:
-        await _start_over(message, state, i18n)
+        await _start_over(message, state, bot, i18n)
         return
     login, password, cookies = pending
     await _attempt(
@@ -232,7 +314,7 @@ async def new_picture(
         return
     pending = await _pending_attempt(message.chat.id, state, password_seal)
     if pending is None:
-        await _start_over(message, state, i18n)
+        await _start_over(message, state, bot, i18n)
         return
     login, password, cookies = pending
     await _attempt(
@@ -262,7 +344,30 @@ async def not_text(message: Message, state: FSMContext, bot: Bot, i18n: PoI18n) 
     step = await state.get_state()
     if step == LoginFlow.password.state and message.caption:
         await _delete_secret_message(message, bot, i18n)
-    await message.answer(i18n.text("step-needs-text"), reply_markup=cancel_keyboard(i18n))
+    await ask(message, state, bot, i18n, Flow.LOGIN, i18n.text("step-needs-text"))
+
+
+async def text_while_retry(message: Message, state: FSMContext, bot: Bot, i18n: PoI18n) -> None:
+    """After a wrong password, text nobody asked for is most likely the password again:
+    it leaves the chat, and the two ways on are offered again."""
+    await _delete_secret_message(message, bot, i18n)
+    login = (await state.get_data()).get("login")
+    await _offer_retry(message, state, bot, i18n, login if isinstance(login, str) else "")
+
+
+async def _offer_retry(
+    message: Message, state: FSMContext, bot: Bot, i18n: PoI18n, login: str
+) -> None:
+    await state.set_state(LoginFlow.retry)
+
+    def rows(token: str) -> list[list[InlineKeyboardButton]]:
+        return [
+            [step_button(i18n.plain("button-password-again"), PASSWORD_AGAIN, token)],
+            [step_button(i18n.plain("button-start-over"), START_OVER, token)],
+        ]
+
+    text = i18n.text("login-wrong-password", login=login)
+    await ask(message, state, bot, i18n, Flow.LOGIN, text, rows)
 
 
 # -- the attempt --------------------------------------------------------------------------
@@ -285,29 +390,40 @@ async def _attempt(
     chat_id = message.chat.id
     if user_id is None:
         user_id = message.from_user.id if message.from_user else chat_id
-    await bot.send_chat_action(chat_id, ChatAction.TYPING)
-    try:
-        outcome = await login_service.login(
-            chat_id=chat_id,
-            telegram_user_id=user_id,
-            login=login,
-            password=password,
-            captcha_code=captcha_code,
-            cookies=cookies,
-        )
-    except LoginLocked as locked:
-        await state.clear()
-        await message.answer(i18n.text("login-locked", wait=i18n.duration(locked.minutes * 60)))
+    attempt = await new_attempt(state)
+    failure: LoginLocked | SpacesError | None = None
+    async with working(bot, chat_id):
+        try:
+            outcome = await login_service.login(
+                chat_id=chat_id,
+                telegram_user_id=user_id,
+                login=login,
+                password=password,
+                captcha_code=captcha_code,
+                cookies=cookies,
+            )
+        except (LoginLocked, SpacesError) as exc:
+            failure = exc
+    if await superseded(state, attempt):
+        log.info("login attempt in chat %s superseded; its result is not shown", chat_id)
         return
-    except SpacesError as exc:
-        log.info("login for chat %s failed: %s", chat_id, exc)
-        reason = spaces_error_text(i18n, exc)
-        auth_error = exc.auth_error if isinstance(exc, SpacesAPIError) else None
+    if isinstance(failure, LoginLocked):
+        await finish(state, bot, chat_id)
+        await message.answer(i18n.text("login-locked", wait=i18n.duration(failure.minutes * 60)))
+        return
+    if isinstance(failure, SpacesAPIError) and failure.code == codes.WRONG_LOGIN_OR_PASSWORD:
+        log.info("login for chat %s failed: %s", chat_id, failure)
+        await _offer_retry(message, state, bot, i18n, login)
+        return
+    if failure is not None:
+        log.info("login for chat %s failed: %s", chat_id, failure)
+        reason = spaces_error_text(i18n, failure)
+        auth_error = failure.auth_error if isinstance(failure, SpacesAPIError) else None
         if auth_error == codes.AUTH_TOO_FAST:
             # Nothing is wrong with what was typed: the same step waits for it again.
-            await message.answer(reason, reply_markup=cancel_keyboard(i18n))
+            await ask(message, state, bot, i18n, Flow.LOGIN, reason)
             return
-        await state.clear()
+        await finish(state, bot, chat_id)
         blocked = auth_error == codes.AUTH_ACCOUNT_BLOCKED  # trying again cannot help
         await message.answer(
             i18n.text("login-failed", reason=reason),
@@ -323,14 +439,17 @@ async def _attempt(
         )
         await state.set_state(LoginFlow.captcha)
         caption = i18n.text("captcha-wrong" if outcome.wrong_answer else "captcha-ask")
-        await message.answer_photo(
+        token = await new_step(state, Flow.LOGIN)
+        keyboard = [*captcha_rows(i18n, token), cancel_row(i18n, token)]
+        sent = await message.answer_photo(
             BufferedInputFile(outcome.image, filename="captcha.png"),
             caption=caption,
-            reply_markup=captcha_keyboard(i18n),
+            reply_markup=InlineKeyboardMarkup(inline_keyboard=keyboard),
         )
+        await shown(state, bot, chat_id, sent.message_id)
         return
 
-    await state.clear()
+    await finish(state, bot, chat_id)
     session = outcome.session
     await message.answer(
         i18n.text("login-success", nickname=session.nickname, user_id=session.spaces_user_id)
@@ -348,9 +467,16 @@ def build_router() -> Router:
     )
     router.callback_query.register(login_start_button, F.data == LOGIN)
     router.callback_query.register(relogin_button, F.data == RELOGIN)
+    router.callback_query.register(
+        password_again_button, StepButton.filter(F.action == PASSWORD_AGAIN)
+    )
+    router.callback_query.register(start_over_button, StepButton.filter(F.action == START_OVER))
     router.message.register(got_login, LoginFlow.login, F.chat.type == "private", F.text)
     router.message.register(got_password, LoginFlow.password, F.chat.type == "private", F.text)
     router.message.register(got_captcha, LoginFlow.captcha, F.chat.type == "private", F.text)
-    router.callback_query.register(new_picture, LoginFlow.captcha, F.data == NEW_PICTURE)
+    router.callback_query.register(
+        new_picture, LoginFlow.captcha, StepButton.filter(F.action == NEW_PICTURE)
+    )
+    router.message.register(text_while_retry, LoginFlow.retry, F.chat.type == "private", F.text)
     router.message.register(not_text, StateFilter(LoginFlow), F.chat.type == "private")
     return router

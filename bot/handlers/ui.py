@@ -8,8 +8,10 @@ from markupsafe import Markup
 from bot.locales import PoI18n
 from bot.spaces import CaptchaRequired, OAuthLink, SpacesAPIError, SpacesError, SpacesUnavailable
 
-CANCEL = "cancel"
 LOGIN = "login:start"
+# Callback data of step buttons sent before steps carried a token (bot/handlers/steps.py):
+# they are out of date by definition.
+LEGACY_STEP_BUTTONS = frozenset({"cancel", "forget:yes", "bc:send", "captcha:new"})
 
 _PROVIDER_KEYS = {
     "vk": "oauth-provider-vk",
@@ -29,14 +31,6 @@ def private_message(query: CallbackQuery) -> Message | None:
     return None
 
 
-def cancel_keyboard(i18n: PoI18n) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [InlineKeyboardButton(text=i18n.plain("button-cancel"), callback_data=CANCEL)]
-        ]
-    )
-
-
 def login_keyboard(i18n: PoI18n) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
@@ -45,14 +39,12 @@ def login_keyboard(i18n: PoI18n) -> InlineKeyboardMarkup:
     )
 
 
-def oauth_keyboard(i18n: PoI18n, links: list[OAuthLink]) -> InlineKeyboardMarkup:
-    rows = [
+def oauth_rows(i18n: PoI18n, links: list[OAuthLink]) -> list[list[InlineKeyboardButton]]:
+    return [
         [InlineKeyboardButton(text=i18n.plain(_PROVIDER_KEYS[link.provider]), url=link.url)]
         for link in links
         if link.provider in _PROVIDER_KEYS
     ]
-    rows.append([InlineKeyboardButton(text=i18n.plain("button-cancel"), callback_data=CANCEL)])
-    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def spaces_error_text(i18n: PoI18n, error: SpacesError) -> Markup:

@@ -91,6 +91,10 @@ class PoI18n(I18n):
         descriptions, toasts): nothing is escaped, so `<b>Bold</b>&Co` reads as typed."""
         return _fill(self.gettext(key, locale=locale), params, escape=False)
 
+    def nplain(self, key: str, n: int, locale: str | None = None, /, **params: Any) -> str:
+        """`ntext` for a text shown as typed (see `plain`)."""
+        return _fill(self.gettext(key, key, n, locale=locale), params, escape=False)
+
     def duration(self, seconds: float, locale: str | None = None) -> str:
         """A span in words, at most its two largest units: "3 min", "2 h 5 min", "1 d 4 h"."""
         total = max(0, int(seconds))

@@ -30,6 +30,8 @@ PASSWORD_MAX_CHARS = 128
 CAPTCHA_MAX_CHARS = 16
 # How long a password may wait, encrypted, for the person to solve a captcha.
 PENDING_PASSWORD_SECONDS = 300
+# The social sign-in links rarely change; kept this long, /login never waits for them.
+OAUTH_LINKS_TTL_SECONDS = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,15 +133,27 @@ class LoginService:
         self._store = store
         self._check_interval = timedelta(seconds=check_interval)
         self._guard = guard
+        self._links: tuple[float, list[OAuthLink]] | None = None
+
+    def cached_oauth_links(self) -> list[OAuthLink] | None:
+        """The social sign-in links fetched lately, or None when they must be asked for."""
+        if self._links is None or time.monotonic() - self._links[0] > OAUTH_LINKS_TTL_SECONDS:
+            return None
+        return self._links[1]
 
     async def oauth_links(self) -> list[OAuthLink]:
         """Social sign-in links, or none when Spaces cannot give them now."""
+        cached = self.cached_oauth_links()
+        if cached is not None:
+            return cached
         try:
             # Only links into Spaces (any of its mirrors) come back: an answer is data.
-            return await self._spaces.oauth_links()
+            links = await self._spaces.oauth_links()
         except SpacesError as exc:
             log.info("social sign-in links unavailable: %s", exc)
             return []
+        self._links = (time.monotonic(), links)
+        return links
 
     async def login(
         self,

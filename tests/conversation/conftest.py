@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import Services, build_bot, build_dispatcher, build_services, build_spaces_client
 from bot.config import Settings
+from bot.handlers.steps import StepButton
 from bot.locales import PoI18n, build_i18n
 from bot.spaces.transport import AiohttpTransport
 from bot.storage.crypto import Cipher
@@ -80,6 +81,18 @@ def buttons(calls: list[ApiCall]) -> list[dict[str, Any]]:
         for row in markup.get("inline_keyboard", []):
             found.extend(row)
     return found
+
+
+def step_data(calls: list[ApiCall], action: str) -> str:
+    """The callback data of the last step button for `action` among the calls' keyboards."""
+    found = [
+        b["callback_data"]
+        for b in buttons(calls)
+        if b.get("callback_data", "").startswith(StepButton.__prefix__ + ":")
+        and StepButton.unpack(b["callback_data"]).action == action
+    ]
+    assert found, f"no {action!r} button among {buttons(calls)}"
+    return str(found[-1])
 
 
 ADMIN = 4242

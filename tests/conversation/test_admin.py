@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bot.services.broadcast import STOP_PREFIX
-from tests.conversation.conftest import ADMIN, CHAT, Harness, buttons, texts
+from tests.conversation.conftest import ADMIN, CHAT, Harness, buttons, step_data, texts
 
 STRANGER = 777
 
@@ -119,18 +119,22 @@ async def test_broadcast_compose_preview_confirm_deliver(h: Harness) -> None:
     await seen(h, 11, 12, 13)
     h.tg.block_chat(12)
     await h.say("/broadcast", chat_id=ADMIN)
-    calls = await h.say("News & more", chat_id=ADMIN)
-    sent = texts(calls)
-    assert h.t("broadcast-preview") in sent
-    assert h.i18n.ntext("broadcast-confirm", 4, "en", count=4) in sent  # 3 people + the admin
-    calls = await h.press("bc:send", chat_id=ADMIN)
+    owner_message = h.tg.send_message("News & more", chat_id=ADMIN)
+    calls = await h._feed(owner_message)
+    # The preview is one message: a copy of the owner's, with the confirm buttons under it.
+    [preview] = [c for c in calls if c.method == "copyMessage"]
+    assert preview.params["message_id"] == owner_message["message"]["message_id"]
+    assert [c.method for c in calls if c.method.startswith("send")] == []
+    send = next(b["text"] for b in buttons([preview]) if "callback_data" in b)
+    assert send == h.i18n.nplain("button-broadcast-send", 4, "en", count=4)  # 3 people + admin
+    calls = await h.press(step_data([preview], "send"), chat_id=ADMIN)
     broadcast_id = 1
     await h.services.broadcasts.wait(broadcast_id)
     record = await h.services.owners.get_broadcast(broadcast_id)
     assert record is not None
     assert (record.status, record.sent, record.blocked, record.failed) == ("done", 3, 1, 0)
     delivered = [c.chat_id for c in h.tg.sent_messages() if c.text == "News &amp; more"]
-    assert sorted(delivered) == sorted([11, 13, ADMIN, ADMIN])  # the admin: preview + broadcast
+    assert sorted(delivered) == sorted([11, 13, ADMIN])
     final = h.tg.calls_of("editMessageText")[-1]
     assert final.params["text"] == h.t("broadcast-done", id=1, sent=3, failed=0, blocked=1, total=4)
     assert [a.action for a in await h.services.owner_service.audit_log()] == ["broadcast"]
@@ -232,8 +236,7 @@ async def test_forget_deletes_everything_after_logging_out(h: Harness) -> None:
     session = await h.store.get_session(CHAT)
     assert session is not None
     calls = await h.say("/forget")
-    assert any(b.get("callback_data") == "forget:yes" for b in buttons(calls))
-    await h.press("forget:yes")
+    await h.press(step_data(calls, "forget"))
     assert await h.store.get_session(CHAT) is None
     assert await h.store.chat_languages(CHAT) == (None, None)
     assert session.sid not in h.spaces.state.sessions
@@ -242,3 +245,14 @@ async def test_forget_deletes_everything_after_logging_out(h: Harness) -> None:
 async def test_stats_name_the_mirror_that_answers(h: Harness) -> None:
     calls = await h.say("/stats", chat_id=ADMIN)
     assert h.t("admin-stats-mirror", mirror=h.spaces.url) in texts(calls)[0]
+
+
+async def test_cancel_names_a_broadcast_and_a_forget(h: Harness) -> None:
+    calls = await h.say("/broadcast", chat_id=ADMIN)
+    calls = await h.press(step_data(calls, "cancel"), chat_id=ADMIN)
+    assert texts(calls) == [h.t("cancel-done-broadcast")]
+    assert await h.services.owners.get_broadcast(1) is None
+    calls = await h.say("/forget")
+    calls = await h.say("/cancel")
+    assert texts(calls) == [h.t("cancel-done-forget")]
+    assert [c.method for c in calls if c.method.startswith("send")] == []  # the prompt says it

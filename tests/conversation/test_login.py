@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from bot.handlers import steps
 from bot.handlers.login import NEW_PICTURE, LoginFlow
-from bot.handlers.ui import CANCEL, LOGIN
-from tests.conversation.conftest import CHAT, Harness, buttons, texts
+from bot.handlers.ui import LOGIN
+from tests.conversation.conftest import CHAT, Harness, buttons, step_data, texts
+from tests.fakes.telegram_server import ApiCall
 
 
 async def walk_to_password(h: Harness, login: str = "alice", **kw: object) -> None:
@@ -61,10 +65,7 @@ async def test_captcha_wrong_then_right(h: Harness) -> None:
 
 @pytest.mark.parametrize(
     ("login", "password", "msg_key"),
-    [
-        ("nobody", "secret123", "spaces-code-00003"),
-        ("alice", "wrong-password", "spaces-code-01003"),
-    ],
+    [("nobody", "secret123", "spaces-code-00003")],
 )
 async def test_login_failures_get_their_own_sentence(
     h: Harness, login: str, password: str, msg_key: str
@@ -128,14 +129,156 @@ async def test_absurd_input_is_refused_and_the_step_goes_on(h: Harness) -> None:
     assert h.spaces.state.calls_summary()["counts"].get("login", 0) == 0
 
 
-async def test_cancel_leaves_any_step(h: Harness) -> None:
-    await walk_to_password(h)
-    calls = await h.say("/cancel")
-    assert h.t("cancel-done") in texts(calls)
-    assert await h.state() is None
+def prompt_id(calls: list[ApiCall]) -> int:
+    """The message id of the last message the bot sent among `calls`."""
+    sent = [c for c in calls if c.method in {"sendMessage", "sendPhoto", "copyMessage"}]
+    assert sent and isinstance(sent[-1].result, dict)
+    return int(sent[-1].result["message_id"])
+
+
+async def test_cancel_says_what_it_cancelled_in_the_prompt(h: Harness) -> None:
     await h.say("/login")
-    await h.press(CANCEL)
+    calls = await h.say("alice")
+    asked = prompt_id(calls)
+    calls = await h.say("/cancel")
     assert await h.state() is None
+    [edit] = [c for c in calls if c.method == "editMessageText"]
+    assert edit.params["message_id"] == asked
+    assert edit.params["text"] == h.t("cancel-done-login")
+    assert "reply_markup" not in edit.params or not edit.params["reply_markup"]
+    assert not [c for c in calls if c.method == "sendMessage"]  # the prompt says it, once
+    calls = await h.say("/cancel")
+    assert texts(calls) == [h.t("cancel-nothing")]
+
+
+async def test_cancel_button_edits_its_own_prompt(h: Harness) -> None:
+    calls = await h.say("/login")
+    calls = await h.press(step_data(calls, "cancel"))
+    assert await h.state() is None
+    assert h.t("cancel-done-login") in texts(calls)
+    assert not [c for c in calls if c.method == "sendMessage"]
+
+
+async def test_a_replaced_steps_button_is_out_of_date_and_disappears(h: Harness) -> None:
+    first = await h.say("/login")
+    old_cancel = step_data(first, "cancel")
+    calls = await h.say("alice")  # a new prompt replaces the first: its buttons go
+    removed = [c for c in calls if c.method == "editMessageReplyMarkup"]
+    assert [c.params["message_id"] for c in removed] == [prompt_id(first)]
+    # A client that has not redrawn the message yet can still press it.
+    calls = await h.press(old_cancel, message_id=prompt_id(first))
+    [toast] = [c for c in calls if c.method == "answerCallbackQuery"]
+    assert toast.params["text"] == h.t("button-stale")
+    assert await h.state() == LoginFlow.password.state  # the newer step goes on
+    assert (await h.fsm_data())["login"] == "alice"
+
+
+async def test_a_finished_steps_button_cannot_restart_anything(h: Harness) -> None:
+    await h.say("/login")
+    calls = await h.say("alice")
+    cancel = step_data(calls, "cancel")
+    await h.say("secret123")
+    assert await h.store.get_session(CHAT) is not None
+    calls = await h.press(cancel, message_id=prompt_id(calls))
+    assert [c.params.get("text") for c in calls if c.method == "answerCallbackQuery"] == [
+        h.t("button-stale")
+    ]
+    assert [c.method for c in calls if c.method == "editMessageReplyMarkup"]
+    assert await h.store.get_session(CHAT) is not None
+
+
+async def test_buttons_from_before_step_tokens_are_out_of_date(h: Harness) -> None:
+    for legacy in ("cancel", "forget:yes", "bc:send"):
+        calls = await h.press(legacy, message_id=1)
+        assert h.t("button-stale") in [c.params.get("text") for c in calls]
+
+
+async def test_wrong_password_keeps_the_login_and_asks_only_the_password(h: Harness) -> None:
+    await walk_to_password(h)
+    calls = await h.say("wrong-password")
+    assert await h.state() == LoginFlow.retry.state
+    assert (await h.fsm_data())["login"] == "alice"
+    again = step_data(calls, "password-again")
+    step_data(calls, "start-over")
+    calls = await h.press(again)
+    assert await h.state() == LoginFlow.password.state
+    assert h.t("login-ask-password", login="alice") in texts(calls)
+    await h.say("secret123")
+    session = await h.store.get_session(CHAT)
+    assert session is not None and session.nickname == "Alice"
+
+
+async def test_wrong_password_then_start_over_asks_the_login(h: Harness) -> None:
+    await walk_to_password(h)
+    calls = await h.say("wrong-password")
+    calls = await h.press(step_data(calls, "start-over"))
+    assert await h.state() == LoginFlow.login.state
+    assert (await h.fsm_data()).get("login") is None
+
+
+async def test_text_after_a_wrong_password_is_deleted_and_the_choice_offered_again(
+    h: Harness,
+) -> None:
+    await walk_to_password(h)
+    await h.say("wrong-password")
+    retyped = h.tg.send_message("secret123", chat_id=CHAT)
+    calls = await h._feed(retyped)
+    deleted = [c.params["message_id"] for c in calls if c.method == "deleteMessage"]
+    assert deleted == [retyped["message"]["message_id"]]
+    step_data(calls, "password-again")
+    assert await h.state() == LoginFlow.retry.state
+    assert h.spaces.state.calls_summary()["counts"]["login"] == 1
+
+
+async def test_status_and_login_show_typing_while_spaces_is_slow(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(steps, "CHAT_ACTION_INTERVAL", 0.05)
+    await walk_to_password(h)
+    await h.say("secret123")
+    h.spaces.state.set_mode("timeout")
+    h.spaces.state.timeout_seconds = 0.5
+    calls = await h.say("/status")
+    actions = [c for c in calls if c.method == "sendChatAction"]
+    assert len(actions) >= 2 and all(c.params["action"] == "typing" for c in actions)
+    assert h.t("spaces-unavailable-http_status") in " ".join(texts(calls))  # the stall ends
+    await walk_to_password(h)
+    calls = await h.say("secret123")
+    assert len([c for c in calls if c.method == "sendChatAction"]) >= 2
+
+
+async def test_a_superseded_attempt_says_nothing_late(h: Harness) -> None:
+    await walk_to_password(h)
+    h.spaces.state.set_mode("timeout")
+    slow = asyncio.create_task(h.say("secret123"))
+    while h.spaces.state.calls_summary()["counts"].get("login", 0) == 0:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    await h.say("/login")  # the person starts again while the first attempt waits
+    h.spaces.state.set_mode("ok")  # the first attempt now fails...
+    late = await slow
+    assert not [t for t in texts(late) if t.startswith(h.t("login-failed", reason="")[:10])]
+    assert await h.state() == LoginFlow.login.state  # ...and does not end the new one
+    await h.say("alice")
+    await h.say("secret123")
+    assert await h.store.get_session(CHAT) is not None
+
+
+async def test_social_links_never_delay_the_first_prompt(h: Harness) -> None:
+    calls = await h.say("/login")
+    first = next(c for c in calls if c.method == "sendMessage")
+    # Not known yet: the prompt goes out first, the buttons are added to it after.
+    assert not [b for b in buttons([first]) if "url" in b]
+    [edit] = [c for c in calls if c.method == "editMessageText"]
+    assert edit.params["message_id"] == first.result["message_id"]  # type: ignore[index]
+    assert [b for b in buttons([edit]) if "url" in b]
+    assert calls.index(first) < calls.index(edit)
+    # Known now: the next prompt has them at once, and Spaces is not asked again.
+    asked = h.spaces.state.calls_summary()["counts"].get("getOAuthLinks", 0)
+    assert asked == 1
+    calls = await h.say("/login")
+    first = next(c for c in calls if c.method == "sendMessage")
+    assert [b for b in buttons([first]) if "url" in b]
+    assert h.spaces.state.calls_summary()["counts"].get("getOAuthLinks", 0) == asked
 
 
 async def test_login_in_a_group_is_refused_and_nothing_typed_there_is_used(h: Harness) -> None:
@@ -177,6 +320,7 @@ async def test_failed_password_delete_asks_the_person_to_delete_it(h: Harness) -
 async def test_start_and_help(h: Harness) -> None:
     calls = await h.say("/start")
     assert texts(calls) == [h.t("help")]
+    assert [b["callback_data"] for b in buttons(calls)] == [LOGIN]  # "Log in" at once
     calls = await h.say("/help", language_code="ru")
     assert texts(calls) == [h.t("help", "ru")]
 
@@ -233,9 +377,9 @@ async def test_new_picture_sends_the_same_login_again_without_a_code(h: Harness)
     h.spaces.state.set_captcha("alice", True, "4242")
     await walk_to_password(h)
     calls = await h.say("secret123")
-    assert any(b.get("callback_data") == NEW_PICTURE for b in buttons(calls))
+    new_picture = step_data(calls, NEW_PICTURE)
     first = next(iter(h.spaces.state.captchas))
-    calls = await h.press(NEW_PICTURE)
+    calls = await h.press(new_picture)
     assert [c for c in calls if c.method == "sendPhoto"]
     assert await h.state() == LoginFlow.captcha.state
     logins = [c for c in h.spaces.state.calls if c.method == "login"]
@@ -267,7 +411,7 @@ async def test_each_auth_error_sub_code_has_its_sentence_and_step(
     assert await h.state() == step_after
     assert any(b.get("callback_data") == LOGIN for b in buttons(calls)) is login_button
     if step_after is not None:
-        assert await h.fsm_data() == {"login": "alice"}  # send the password again
+        assert (await h.fsm_data())["login"] == "alice"  # send the password again
         await h.say("secret123")
         assert (await h.store.get_session(CHAT)) is not None
 

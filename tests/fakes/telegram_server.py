@@ -284,6 +284,7 @@ class FakeTelegram:
             "sendMessage": self._send_message,
             "sendPhoto": self._send_photo,
             "sendDocument": self._send_document,
+            "copyMessage": self._copy_message,
             "editMessageText": self._edit_message_text,
             "editMessageCaption": self._edit_message_caption,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
@@ -1038,6 +1039,16 @@ class FakeTelegram:
         if entities:
             content["entities"] = entities
         return self._new_bot_message(params, content)
+
+    def _copy_message(self, call: ApiCall) -> dict[str, Any]:
+        """Like Telegram: the content of a stored message, sent anew; answers its id only."""
+        params = call.params
+        source = self._messages.get((params.get("from_chat_id"), params.get("message_id")))
+        if source is None:
+            raise _ApiError(400, "Bad Request: message to copy not found")
+        kept = ("text", "entities", "caption", "caption_entities", "photo", "document", "sticker")
+        content = {k: copy.deepcopy(v) for k, v in source.items() if k in kept}
+        return {"message_id": self._new_bot_message(params, content)["message_id"]}
 
     def _caption(self, params: dict[str, Any]) -> dict[str, Any]:
         caption = params.get("caption")
