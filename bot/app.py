@@ -23,7 +23,6 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import (
-    TelegramAPIError,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
@@ -31,12 +30,11 @@ from aiogram.exceptions import (
 )
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
-from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 
 from bot._telegram_types import build_types_in_use
 from bot.config import Settings
 from bot.handlers import routers
-from bot.handlers.admin import ADMIN_COMMANDS
+from bot.handlers.menu import set_chat_menu, set_general_menus
 from bot.handlers.middlewares import (
     AccessMiddleware,
     ChatLocaleMiddleware,
@@ -45,7 +43,7 @@ from bot.handlers.middlewares import (
     FloodMiddleware,
 )
 from bot.health import CachedProbe, HealthServer, HealthSources
-from bot.locales import RUSSIAN_SPEAKING, PoI18n, build_i18n, locale_for_language_code
+from bot.locales import PoI18n, build_i18n, locale_for_language_code
 from bot.services.account import AccountService
 from bot.services.broadcast import BroadcastService
 from bot.services.guard import LoginGuard
@@ -60,13 +58,12 @@ from bot.storage.engine import create_engine, make_sessionmaker, migrate
 from bot.storage.install import earlier_install, mark_installed, sqlite_file
 from bot.storage.owners import OwnerStore
 from bot.storage.store import Store
+from bot.telegram_retry import RetryAfterMiddleware
 
 try:
     VERSION = package_version("spaces-bridge-bot")
 except PackageNotFoundError:  # running from a checkout that was never installed
     VERSION = "0+unknown"
-
-USER_COMMANDS = ("login", "status", "logout", "forget", "language", "cancel", "help")
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +79,7 @@ def build_bot(settings: Settings) -> Bot:
         else None
     )
     session = AiohttpSession(api=api) if api else AiohttpSession()
+    session.middleware(RetryAfterMiddleware())
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
@@ -98,30 +96,15 @@ def build_fsm_storage(settings: Settings) -> BaseStorage:
 
 
 async def set_command_menu(bot: Bot, i18n: PoI18n, store: Store, admin_ids: Iterable[int]) -> None:
-    """The menu per language; owners also see their commands, in their own chat only."""
-
-    def commands(locale: str, names: Iterable[str]) -> list[BotCommand]:
-        return [
-            BotCommand(command=name, description=i18n.plain(f"command-{name}", locale))
-            for name in names
-        ]
-
-    await bot.set_my_commands(commands("en", USER_COMMANDS), scope=BotCommandScopeDefault())
-    for code in sorted(RUSSIAN_SPEAKING):
-        await bot.set_my_commands(
-            commands("ru", USER_COMMANDS), scope=BotCommandScopeDefault(), language_code=code
-        )
-    for admin_id in sorted(admin_ids):
+    """The menus per language and kind of chat; owners also see their commands, in their own
+    chat only, in the language they speak there."""
+    await set_general_menus(bot, i18n)
+    owners = frozenset(admin_ids)
+    for admin_id in sorted(owners):
         chosen, reported = await store.chat_languages(admin_id)
-        locale = chosen or locale_for_language_code(reported)
-        try:
-            await bot.set_my_commands(
-                commands(locale, (*USER_COMMANDS, *ADMIN_COMMANDS)),
-                scope=BotCommandScopeChat(chat_id=admin_id),
-            )
-        except TelegramAPIError as exc:
-            # An owner who has not opened a chat with the bot yet: their menu waits.
-            log.warning("owner %s: command menu not set (%s)", admin_id, exc.message)
+        await set_chat_menu(
+            bot, i18n, admin_id, chosen or locale_for_language_code(reported), owners
+        )
 
 
 @dataclass

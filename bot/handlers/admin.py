@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import html
+import re
 import time
 from typing import Any
 
@@ -28,11 +28,13 @@ from bot.services.broadcast import RESUME_PREFIX, STOP_PREFIX, BroadcastService
 from bot.services.clock import utcnow
 from bot.services.owners import OwnerService
 from bot.spaces import SpacesClient
+from bot.storage.owners import AuditRecord
 from bot.storage.store import Store
 
 SEND = "send"
 BROADCAST_MAX_CHARS = 4000
-ADMIN_COMMANDS = ("stats", "broadcast", "allow", "deny", "ban", "unban", "audit")
+# Audit details written since they became language-neutral: a count, or a broadcast's "#id".
+_NEUTRAL_DETAIL = re.compile(r"#?\d+")
 
 
 class IsAdmin(Filter):
@@ -87,7 +89,7 @@ async def stats(
         )
         # Which configured mirror answered last (the one requests go to now).
         + "\n"
-        + i18n.text("admin-stats-mirror", mirror=html.escape(spaces.base_url))
+        + i18n.text("admin-stats-mirror", mirror=spaces.base_url)  # text() escapes it
     )
 
 
@@ -143,10 +145,26 @@ async def audit(message: Message, i18n: PoI18n, owner_service: OwnerService) -> 
     lines = [i18n.text("admin-audit-title")]
     now = utcnow()
     for e in entries:
-        parts = [i18n.moment(e.at, now), str(e.admin_id), e.action]
-        parts += [p for p in (e.target, e.detail) if p]
-        lines.append(html.escape(" · ".join(parts), quote=False))
+        action = i18n.text(
+            "admin-audit-line",
+            when=i18n.moment(e.at, now),
+            admin=e.admin_id,
+            action=_audit_action(i18n, e),
+        )
+        lines.append(action)
     await message.answer("\n".join(lines))
+
+
+def _audit_action(i18n: PoI18n, entry: AuditRecord) -> str:
+    """The action in the owner's words; details are ids and counts, the same in any language.
+    An action without a sentence (or an old free-text detail) is shown as stored."""
+    key = f"audit-action-{entry.action}"
+    template = i18n.gettext(key)
+    neutral = entry.detail is None or _NEUTRAL_DETAIL.fullmatch(entry.detail) is not None
+    if template == key or not neutral:
+        parts = [entry.action, *(p for p in (entry.target, entry.detail) if p)]
+        return " · ".join(parts)  # escaped by the line's own text()
+    return template.format(target=entry.target or "", detail=entry.detail or "")
 
 
 # -- broadcast ----------------------------------------------------------------------------
@@ -199,7 +217,7 @@ async def broadcast_send(
     await finish(state, bot, query.message.chat.id)
     admin = _admin_id(query)
     broadcast_id = await broadcasts.start(admin, query.message.chat.id, text)
-    await owner_service.record(admin, "broadcast", f"#{broadcast_id}, {len(text)} characters")
+    await owner_service.record(admin, "broadcast", f"#{broadcast_id}")
 
 
 async def broadcast_stop(

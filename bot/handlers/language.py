@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
+from bot.config import Settings
+from bot.handlers.menu import set_chat_menu
 from bot.locales import SUPPORTED, PoI18n
 from bot.services.clock import utcnow
 from bot.storage.store import Store
@@ -28,13 +30,16 @@ async def language_command(message: Message, i18n: PoI18n) -> None:
     await message.answer(i18n.text("language-choose"), reply_markup=language_keyboard(i18n))
 
 
-async def language_chosen(query: CallbackQuery, i18n: PoI18n, store: Store) -> None:
+async def language_chosen(
+    query: CallbackQuery, bot: Bot, i18n: PoI18n, store: Store, settings: Settings
+) -> None:
     locale = (query.data or "").removeprefix(PREFIX)
     message = query.message
     if locale not in SUPPORTED or not isinstance(message, Message):
         await query.answer()
         return
     await store.set_chat_language(message.chat.id, locale, utcnow())
+    await set_chat_menu(bot, i18n, message.chat.id, locale, settings.admin_ids)
     done = i18n.text("language-set", locale)
     await query.answer(done)
     await message.edit_text(done, reply_markup=None)

@@ -31,6 +31,7 @@ from bot.locales import PoI18n, locale_for_language_code
 from bot.services.clock import utcnow
 from bot.services.pacing import RateLimiter
 from bot.storage.store import Store
+from bot.telegram_retry import paced
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,8 @@ class TelegramSender:
             await self._limiter.acquire()
             self._last_sent[chat_id] = time.monotonic()
             try:
-                await self._bot.send_message(chat_id, text, reply_markup=reply_markup)
+                with paced():  # a 429 comes straight here and pauses the whole queue
+                    await self._bot.send_message(chat_id, text, reply_markup=reply_markup)
             except TelegramRetryAfter as exc:
                 self.stats["retry_after"] += 1
                 log.warning("Telegram asks to wait %s s; pausing all sends", exc.retry_after)

@@ -38,9 +38,7 @@ class OwnerService:
         for chat_id in await self._owners.chats_of_user(user_id):
             result = await self._accounts.logout(chat_id)
             ended += int(result.was_linked)
-        await self._owners.audit(
-            admin_id, "ban", utcnow(), target=str(user_id), detail=f"sessions ended: {ended}"
-        )
+        await self._owners.audit(admin_id, "ban", utcnow(), target=str(user_id), detail=str(ended))
         return BanResult(sessions_ended=ended)
 
     async def unban(self, admin_id: int, user_id: int) -> None:

@@ -256,3 +256,17 @@ async def test_cancel_names_a_broadcast_and_a_forget(h: Harness) -> None:
     calls = await h.say("/cancel")
     assert texts(calls) == [h.t("cancel-done-forget")]
     assert [c.method for c in calls if c.method.startswith("send")] == []  # the prompt says it
+
+
+async def test_audit_speaks_the_owners_language_with_times_in_words(h: Harness) -> None:
+    await h.say("/language", chat_id=ADMIN)
+    await h.press("lang:ru", chat_id=ADMIN)
+    await h.say(f"/ban {CHAT}", chat_id=ADMIN)
+    await h.say("/broadcast", chat_id=ADMIN)
+    await h.say("/cancel", chat_id=ADMIN)
+    calls = await h.say("/audit", chat_id=ADMIN)
+    [text] = texts(calls)
+    ban = h.i18n.gettext("audit-action-ban", locale="ru").format(target=CHAT, detail=0)
+    assert ban in text
+    assert h.t("time-just-now", "ru") in text and "UTC" not in text
+    assert " ban " not in text and "sessions ended" not in text

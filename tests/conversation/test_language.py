@@ -5,7 +5,8 @@ from datetime import UTC, datetime
 import pytest
 from aiogram.fsm.storage.memory import MemoryStorage
 
-from bot.app import USER_COMMANDS, build_dispatcher, set_command_menu
+from bot.app import build_dispatcher, set_command_menu
+from bot.handlers.menu import ADMIN_COMMANDS, GROUP_COMMANDS, USER_COMMANDS
 from bot.storage.crypto import Cipher
 from tests.conversation.conftest import CHAT, Harness, buttons, texts
 
@@ -81,20 +82,51 @@ async def test_background_notices_use_the_chosen_language(h: Harness) -> None:
     )
 
 
+PRIVATE = {"type": "all_private_chats"}
+GROUPS = {"type": "all_group_chats"}
+
+
 async def test_command_menu_in_both_languages(h: Harness) -> None:
     await set_command_menu(h.bot, h.i18n, h.store, [])
-    default = h.tg.commands()
-    assert [c["command"] for c in default] == list(USER_COMMANDS)
-    assert default[0]["description"] == h.t("command-login", "en")
+    private = h.tg.commands(PRIVATE)
+    assert [c["command"] for c in private] == list(USER_COMMANDS)
+    assert private[0]["description"] == h.t("command-login", "en")
     for code in ("ru", "uk", "be", "kk"):
-        menu = h.tg.commands(language_code=code)
+        menu = h.tg.commands(PRIVATE, language_code=code)
         assert [c["description"] for c in menu] == [
             h.t(f"command-{n}", "ru") for n in USER_COMMANDS
         ]
 
 
+async def test_groups_get_no_private_only_commands(h: Harness) -> None:
+    await set_command_menu(h.bot, h.i18n, h.store, [])
+    for scope in (GROUPS, None):  # None: the default scope, the fallback anywhere
+        for code in ("", "ru"):
+            names = {c["command"] for c in h.tg.commands(scope, language_code=code)}
+            assert names == set(GROUP_COMMANDS)
+            assert not names & {"status", "logout", "forget", *ADMIN_COMMANDS}
+
+
+async def test_picking_a_language_switches_that_chats_menu(h: Harness) -> None:
+    from tests.conversation.conftest import ADMIN
+
+    await h.say("/language")
+    await h.press("lang:ru")
+    menu = h.tg.commands({"type": "chat", "chat_id": CHAT})
+    assert [c["command"] for c in menu] == list(USER_COMMANDS)
+    assert menu[0]["description"] == h.t("command-login", "ru")
+    await h.say("/language", chat_id=ADMIN)
+    await h.press("lang:ru", chat_id=ADMIN)
+    owner = h.tg.commands({"type": "chat", "chat_id": ADMIN})
+    assert [c["command"] for c in owner] == [*USER_COMMANDS, *ADMIN_COMMANDS]
+    assert owner[-1]["description"] == h.t("command-audit", "ru")
+    await h.say("/language", chat_id=ADMIN)
+    await h.press("lang:en", chat_id=ADMIN)
+    owner = h.tg.commands({"type": "chat", "chat_id": ADMIN})
+    assert owner[-1]["description"] == h.t("command-audit", "en")
+
+
 async def test_owners_get_their_commands_in_their_own_chat_only(h: Harness) -> None:
-    from bot.handlers.admin import ADMIN_COMMANDS
     from tests.conversation.conftest import ADMIN
 
     await h.store.touch_chat(ADMIN, ADMIN, "en", datetime.now(UTC))
