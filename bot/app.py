@@ -44,14 +44,18 @@ from bot.handlers.middlewares import (
 )
 from bot.health import CachedProbe, HealthServer, HealthSources
 from bot.locales import PoI18n, build_i18n, locale_for_language_code
+from bot.remote import RemoteService
+from bot.sendspace import SendspaceClient, SendspaceService
 from bot.services.account import AccountService
 from bot.services.broadcast import BroadcastService
 from bot.services.guard import LoginGuard
 from bot.services.login import LoginService, PasswordSeal
 from bot.services.notifier import Notifier, TelegramSender
 from bot.services.owners import OwnerService
+from bot.services.registry import ServiceRegistry
 from bot.services.watch import SessionWatch, WatchConfig
 from bot.spaces import SpacesClient
+from bot.spaces.service import SpacesService
 from bot.spaces.transport import AiohttpTransport
 from bot.storage.crypto import Cipher, resolve_keys
 from bot.storage.engine import create_engine, make_sessionmaker, migrate
@@ -114,7 +118,7 @@ class Services:
     settings: Settings
     store: Store
     owners: OwnerStore
-    spaces: SpacesClient
+    remote_services: ServiceRegistry
     i18n: PoI18n
     sender: TelegramSender
     login_service: LoginService
@@ -135,7 +139,7 @@ def build_services(
     settings: Settings,
     store: Store,
     owners: OwnerStore,
-    spaces: SpacesClient,
+    remote_services: ServiceRegistry,
     cipher: Cipher,
     bot: Bot,
     i18n: PoI18n,
@@ -147,19 +151,22 @@ def build_services(
         window_seconds=settings.login_failure_window_seconds,
         lockout_seconds=settings.login_lockout_seconds,
     )
-    accounts = AccountService(spaces, store, owners)
+    accounts = AccountService(remote_services, store, owners)
+    seal = PasswordSeal(cipher)
     return Services(
         settings=settings,
         store=store,
         owners=owners,
-        spaces=spaces,
+        remote_services=remote_services,
         i18n=i18n,
         sender=sender,
-        login_service=LoginService(spaces, store, settings.check_interval_seconds, guard),
+        login_service=LoginService(
+            remote_services, store, settings.check_interval_seconds, guard, seal
+        ),
         account_service=accounts,
         owner_service=OwnerService(owners, accounts),
         broadcasts=BroadcastService(owners, store, sender, bot, i18n),
-        password_seal=PasswordSeal(cipher),
+        password_seal=seal,
     )
 
 
@@ -191,14 +198,20 @@ def build_dispatcher(services: Services, fsm_storage: BaseStorage) -> Dispatcher
 
 def build_watch(services: Services) -> SessionWatch:
     settings = services.settings
-    notifier = Notifier(services.store, services.sender, services.i18n, settings.admin_ids)
+    notifier = Notifier(
+        services.store,
+        services.sender,
+        services.i18n,
+        settings.admin_ids,
+        service_names=services.remote_services.display_name,
+    )
     config = WatchConfig(
         interval=settings.check_interval_seconds,
         concurrency=settings.check_concurrency,
         spaces_rate=settings.spaces_rate_per_second,
     )
     return SessionWatch(
-        services.store, services.spaces, notifier, config, stats=services.owners.bump
+        services.store, services.remote_services, notifier, config, stats=services.owners.bump
     )
 
 
@@ -212,11 +225,11 @@ def build_health_server(
         return True
 
     def counters() -> dict[str, dict[str, float]]:
-        checks = {k: float(watch.totals.get(k, 0)) for k in ("confirmed", "ended", "transient")}
+        checks = {":".join(labels): float(n) for labels, n in watch.totals.items()}
         return {
             "updates": dict(services.updates_seen),
             "checks": checks,
-            "notices": {"sent": float(watch.totals.get("notices", 0))},
+            "notices": {"sent": float(watch.notices_sent)},
             "sends": {k: float(v) for k, v in services.sender.stats.items()},
         }
 
@@ -228,6 +241,7 @@ def build_health_server(
         counters=counters,
         sessions_by_state=services.owners.sessions_by_state,
         version=services.version,
+        services=services.remote_services.ids,
     )
     return HealthServer(sources, host=settings.health_host, port=settings.health_port or 0)
 
@@ -315,6 +329,11 @@ async def prepare_store(
         log.info("new installation: key canary stored")
     if database_file is not None or settings.data_dir.exists():
         mark_installed(settings.data_dir)
+    # Rows carried over from spaces_sessions are re-sealed under the new context now, before
+    # the watch or a handler reads one (see storage/keys.py for why not lazily on read).
+    resealed = await store.reseal_legacy()
+    if resealed:
+        log.info("%d session(s) re-sealed for the per-account store", resealed)
     if len(cipher.key_ids) > 1:
         changed = await store.reencrypt_all()
         log.info("key rotation: %d session(s) re-encrypted under the first key", changed)
@@ -359,6 +378,24 @@ async def wait_for_telegram(bot: Bot, max_delay: float = 60.0) -> bool:
             loop.remove_signal_handler(sig)
 
 
+def build_remote_services(
+    settings: Settings, transport: httpx.AsyncBaseTransport
+) -> ServiceRegistry:
+    """Spaces always; sendspace when its API key is set. /login offers them in this order."""
+    services: list[RemoteService] = [SpacesService(build_spaces_client(settings, transport))]
+    key = settings.sendspace_key
+    if key is not None:
+        client = SendspaceClient(
+            transport,
+            key,
+            settings.sendspace_base_url,
+            timeout=settings.sendspace_timeout_seconds,
+            user_agent=f"spaces-bridge-bot/{VERSION}",
+        )
+        services.append(SendspaceService(client))
+    return ServiceRegistry(services)
+
+
 def build_spaces_client(settings: Settings, transport: httpx.AsyncBaseTransport) -> SpacesClient:
     return SpacesClient(
         transport,
@@ -373,9 +410,10 @@ async def run(settings: Settings, *, new_database: bool = False) -> None:
     async with AsyncExitStack() as stack:
         store, owners, cipher = await prepare_store(settings, stack, new_database=new_database)
 
-        transport = AiohttpTransport()  # the Spaces connection pool; see bot/spaces/transport.py
+        # The services' connection pool; see bot/spaces/transport.py
+        transport = AiohttpTransport()
         stack.push_async_callback(transport.aclose)
-        spaces = build_spaces_client(settings, transport)
+        remote_services = build_remote_services(settings, transport)
         bot = build_bot(settings)
         stack.push_async_callback(bot.session.close)
         build_types_in_use()  # before the first update, not while it waits for an answer
@@ -389,7 +427,7 @@ async def run(settings: Settings, *, new_database: bool = False) -> None:
             settings=settings,
             store=store,
             owners=owners,
-            spaces=spaces,
+            remote_services=remote_services,
             cipher=cipher,
             bot=bot,
             i18n=i18n,

@@ -18,6 +18,9 @@ DOCUMENTED_RID = (
 )
 
 
+_SENDSPACE_URL = "https://api.sendspace.com/rest/"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
@@ -28,6 +31,11 @@ class Settings(BaseSettings):
     spaces_base_url: str = "https://spcs.me"
     spaces_timeout_seconds: float = Field(default=10.0, gt=0)
     spaces_rid: str = DOCUMENTED_RID
+
+    # sendspace is offered beside Spaces when its API key is set (bot/sendspace/).
+    sendspace_api_key: SecretStr | None = None
+    sendspace_base_url: str = _SENDSPACE_URL
+    sendspace_timeout_seconds: float = Field(default=10.0, gt=0)
 
     data_dir: Path = Path("data")
     database_url: str | None = None
@@ -100,6 +108,21 @@ class Settings(BaseSettings):
     @property
     def spaces_mirrors(self) -> tuple[str, ...]:
         return tuple(self.spaces_base_url.split(","))
+
+    @field_validator("sendspace_base_url")
+    @classmethod
+    def _sendspace_url(cls, value: str) -> str:
+        url = value.strip()
+        if not url.startswith(("https://", "http://")) or "://" == url[-3:]:
+            raise ValueError(f"{value!r} is not an http(s) URL (for example {_SENDSPACE_URL})")
+        return url
+
+    @property
+    def sendspace_key(self) -> str | None:
+        """The API key when sendspace is to be offered; None (off) when unset or blank."""
+        if self.sendspace_api_key is None:
+            return None
+        return self.sendspace_api_key.get_secret_value().strip() or None
 
     @field_validator("log_level")
     @classmethod

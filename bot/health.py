@@ -20,13 +20,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from bot.remote import all_outcome_labels
+
 log = logging.getLogger(__name__)
 
 PREFIX = "spaces_bot"
 # A probe that has not answered by then counts as failed: /readyz itself must answer fast.
 PROBE_TIMEOUT_SECONDS = 5.0
 # Labels always exported, even at zero, so a dashboard's series exist from the start.
-CHECK_OUTCOMES = ("confirmed", "ended", "transient")
 SEND_OUTCOMES = ("delivered", "blocked", "failed", "rejected")
 SESSION_STATES = ("active", "unconfirmed", "ended")
 RETRY_AFTER = "retry_after"  # the key of Telegram's 429s in the "sends" snapshot
@@ -41,11 +42,13 @@ class HealthSources:
     telegram_ok: Callable[[], Awaitable[bool]]
     last_sweep_at: Callable[[], datetime | None]
     sweep_max_age_seconds: float
-    # {"updates": {"message": 3}, "checks": {"confirmed": 5}, "notices": {"sent": 1},
-    #  "sends": {"delivered": 2, "retry_after": 1}}
+    # {"updates": {"message": 3}, "checks": {"spaces:ended:expired": 5},
+    #  "notices": {"sent": 1}, "sends": {"delivered": 2, "retry_after": 1}}
+    # (checks keyed "<service>:<verdict>:<reason>", bot.remote's vocabulary)
     counters: Callable[[], Mapping[str, Mapping[str, float]]]
     sessions_by_state: Callable[[], Awaitable[Mapping[str, int]]]
     version: str
+    services: tuple[str, ...] = ("spaces",)  # whose check counters exist from the start
 
 
 class CachedProbe:
@@ -95,11 +98,16 @@ class _BotCollector(Collector):
         counters: Callable[[], Mapping[str, Mapping[str, float]]],
         uptime: Callable[[], float],
         version: str,
+        services: tuple[str, ...] = (),
     ) -> None:
+        self._services = services
         self._counters = counters
         self._uptime = uptime
         self._version = version
         self.sessions: Mapping[str, int] | None = None
+
+    def _checks(self, values: Mapping[str, float]) -> Metric:
+        return _check_family(values, self._services)
 
     def collect(self) -> Iterable[Metric]:
         try:
@@ -112,8 +120,7 @@ class _BotCollector(Collector):
             return snapshot.get(name) or {}
 
         yield _counter("updates", "Telegram updates handled, by type", "type", group("updates"))
-        checks = _with_defaults(group("checks"), CHECK_OUTCOMES)
-        yield _counter("checks", "Session checks at Spaces, by outcome", "outcome", checks)
+        yield self._checks(group("checks"))
         notices = CounterMetricFamily(f"{PREFIX}_notices_sent", "Expiry notices sent")
         notices.add_metric([], group("notices").get("sent", 0))
         yield notices
@@ -140,6 +147,26 @@ class _BotCollector(Collector):
         info = GaugeMetricFamily(f"{PREFIX}_build_info", "The running version", labels=["version"])
         info.add_metric([self._version], 1)
         yield info
+
+
+def _check_family(values: Mapping[str, float], services: Iterable[str]) -> CounterMetricFamily:
+    family = CounterMetricFamily(
+        f"{PREFIX}_checks",
+        "Session checks, by service and outcome (bot.remote's verdict and reason)",
+        labels=["service", "verdict", "reason"],
+    )
+    counts = {
+        (service, verdict, reason): 0.0
+        for service in services
+        for verdict, reason in all_outcome_labels()
+    }
+    for key, value in values.items():
+        service, _, rest = key.partition(":")
+        verdict, _, reason = rest.partition(":")
+        counts[(service, verdict, reason)] = value
+    for labels, value in sorted(counts.items()):
+        family.add_metric(list(labels), value)
+    return family
 
 
 def _counter(name: str, doc: str, label: str, values: Mapping[str, float]) -> Metric:
@@ -173,7 +200,9 @@ class HealthServer:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._registry = CollectorRegistry()
-        self._collector = _BotCollector(sources.counters, self._uptime, sources.version)
+        self._collector = _BotCollector(
+            sources.counters, self._uptime, sources.version, sources.services
+        )
         self._registry.register(self._collector)
 
     @property

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.domain import LinkedSession
+from bot.remote import RemoteSession
 from bot.storage.crypto import Cipher, generate_key
 from bot.storage.engine import create_engine, make_sessionmaker, migrate
 from bot.storage.store import Store
@@ -53,3 +55,18 @@ async def fake_spaces() -> AsyncIterator[FakeSpaces]:
     """A fake Spaces neoapi, in process, on 127.0.0.1."""
     async with FakeSpaces() as fake:
         yield fake
+
+
+async def only_session(store: Store, chat_id: int, service: str | None = None) -> LinkedSession | None:
+    """The chat's one session (of `service`, when given); None when it has none. A test that
+    links several accounts names the one it means with `store.get_session`."""
+    accounts = [
+        a for a in await store.accounts(chat_id) if service is None or a.key.service == service
+    ]
+    assert len(accounts) <= 1, f"chat {chat_id} has {len(accounts)} sessions"
+    return await store.get_session(chat_id, accounts[0].key) if accounts else None
+
+
+def spaces_session(sid: str, nick: str = "Alice", nid: int = 1001) -> RemoteSession:
+    """A Spaces session as the adapter makes it (ck: the sid's last four characters)."""
+    return RemoteSession("spaces", str(nid), nick, {"sid": sid, "ck": sid[-4:]})

@@ -24,10 +24,12 @@ from bot.handlers.steps import (
     step_button,
 )
 from bot.locales import PoI18n
+from bot.remote import TellsOwners, Verdict
 from bot.services.broadcast import RESUME_PREFIX, STOP_PREFIX, BroadcastService
 from bot.services.clock import utcnow
 from bot.services.owners import OwnerService
-from bot.spaces import SpacesClient
+from bot.services.registry import ServiceRegistry
+from bot.services.watch import reachability_key
 from bot.storage.owners import AuditRecord
 from bot.storage.store import Store
 
@@ -61,14 +63,25 @@ async def stats(
     i18n: PoI18n,
     owner_service: OwnerService,
     store: Store,
-    spaces: SpacesClient,
+    remote_services: ServiceRegistry,
     started_at: float,
     version: str,
 ) -> None:
     s = await owner_service.stats()
     events = s.events_24h
-    reachable = (await store.get_meta("spaces_reachability") or "up") == "up"
-    await message.answer(
+
+    def checks(service: str | None, verdict: Verdict | None = None) -> int:
+        """Checks of the last 24 h (buckets "<service>:<verdict>"), of one service or all."""
+        total = 0
+        for kind, n in events.items():
+            owner, _, outcome = kind.partition(":")
+            if not outcome or (service is not None and owner != service):
+                continue
+            if verdict is None or outcome == verdict.value:
+                total += n
+        return total
+
+    lines = [
         i18n.text(
             "admin-stats",
             sessions=s.sessions_total,
@@ -79,18 +92,38 @@ async def stats(
             people=s.people_total,
             people_24h=s.people_24h,
             people_7d=s.people_7d,
-            checks=sum(events.get(k, 0) for k in ("confirmed", "ended", "transient")),
-            expired=events.get("ended", 0),
-            transient=events.get("transient", 0),
+            checks=checks(None),
+            expired=checks(None, Verdict.ENDED),
+            transient=checks(None, Verdict.TRANSIENT),
             notices=events.get("notices", 0),
-            spaces=i18n.text("admin-spaces-reachable" if reachable else "admin-spaces-unreachable"),
             uptime=i18n.duration(time.monotonic() - started_at),
             version=version,
         )
-        # Which configured mirror answered last (the one requests go to now).
-        + "\n"
-        + i18n.text("admin-stats-mirror", mirror=spaces.base_url)  # text() escapes it
-    )
+    ]
+    listed = [*remote_services.ids, *sorted(set(s.sessions_by_service) - set(remote_services.ids))]
+    for service_id in listed:
+        states = s.sessions_by_service.get(service_id, {})
+        reachable = (await store.get_meta(reachability_key(service_id)) or "up") == "up"
+        lines.append(
+            i18n.text(
+                "admin-stats-service",
+                service=remote_services.display_name(service_id),
+                sessions=sum(states.values()),
+                active=states.get("active", 0),
+                unconfirmed=states.get("unconfirmed", 0),
+                ended=states.get("ended", 0),
+                checks=checks(service_id),
+                expired=checks(service_id, Verdict.ENDED),
+                transient=checks(service_id, Verdict.TRANSIENT),
+                reachable=i18n.text(
+                    "admin-service-reachable" if reachable else "admin-service-unreachable"
+                ),
+            )
+        )
+        service = remote_services.get(service_id)
+        if isinstance(service, TellsOwners):
+            lines += [i18n.text(f.key, **dict(f.params)) for f in service.owner_facts()]
+    await message.answer("\n".join(lines))
 
 
 # -- access -------------------------------------------------------------------------------

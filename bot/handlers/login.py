@@ -1,12 +1,15 @@
-"""The login conversation: login → password (deleted at once) → captcha when asked."""
+"""The login conversation, the same for every service: its `info.steps` in order (a secret
+answer deleted at once and kept sealed), then whatever further step it asks (a captcha)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any, Final
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
-from aiogram.filters import Command, CommandStart, StateFilter
+from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import (
@@ -31,41 +34,64 @@ from bot.handlers.steps import (
     superseded,
     working,
 )
-from bot.handlers.ui import (
-    LOGIN,
-    login_keyboard,
-    oauth_rows,
-    private_message,
-    spaces_error_text,
-)
+from bot.handlers.ui import LOGIN, error_text, login_keyboard, private_message, sign_in_rows
 from bot.locales import PoI18n
-from bot.services.guard import LoginLocked
-from bot.services.login import (
-    CaptchaChallenge,
-    LoginService,
-    PasswordSeal,
-    PendingExpired,
-    clean_captcha,
-    clean_login,
-    clean_password,
+from bot.remote import (
+    LoginRefused,
+    NextStep,
+    RefusalReason,
+    RemoteError,
+    RemoteService,
+    SignInLink,
+    Step,
 )
+from bot.services.guard import LoginLocked
+from bot.services.login import Linked, LoginService, PasswordSeal, PendingExpired
 from bot.services.notifier import RELOGIN
-from bot.spaces import LoginCookies, OAuthLink, SpacesAPIError, SpacesError, codes
 
 log = logging.getLogger(__name__)
 
 
 class LoginFlow(StatesGroup):
+    choose = State()  # which service
     login = State()
     password = State()
+    token = State()
     captcha = State()
     retry = State()  # the password was wrong: enter it again, or start over
 
 
-# Actions of the buttons under the "wrong password" answer, and under a captcha.
+_STATE_OF: Final = {
+    Step.LOGIN_NAME: LoginFlow.login,
+    Step.PASSWORD: LoginFlow.password,
+    Step.TOKEN: LoginFlow.token,
+    Step.CAPTCHA: LoginFlow.captcha,
+}
+_STEP_OF: Final = {state.state: step for step, state in _STATE_OF.items()}
+# What each step asks and what it says to an answer that cannot be right.
+_ASK: Final = {
+    Step.LOGIN_NAME: "login-ask-login",
+    Step.PASSWORD: "login-ask-password",
+    Step.TOKEN: "login-ask-token",
+}
+_BAD: Final = {
+    Step.LOGIN_NAME: "login-bad-login",
+    Step.PASSWORD: "login-bad-password",
+    Step.TOKEN: "login-bad-token",
+}
+
+# Conversation-state keys. The login name is kept plain under LOGIN (it is shown in the
+# prompts); a secret answer only sealed, under SEALED.
+SERVICE = "service"
+LOGIN_KEY = "login"
+SEALED = "sealed"
+PENDING_ATTEMPT = "pending_attempt"
+
+# Actions of step buttons.
 PASSWORD_AGAIN = "password-again"
 START_OVER = "start-over"
 NEW_PICTURE = "new-picture"
+USE_SERVICE = "use-"  # + the service id: the choice under /login
 
 
 def captcha_rows(i18n: PoI18n, token: str) -> list[list[InlineKeyboardButton]]:
@@ -93,9 +119,35 @@ async def login_in_group(message: Message, bot: Bot, i18n: PoI18n) -> None:
 
 
 async def login_start(
-    message: Message, state: FSMContext, bot: Bot, i18n: PoI18n, login_service: LoginService
+    message: Message,
+    state: FSMContext,
+    bot: Bot,
+    i18n: PoI18n,
+    login_service: LoginService,
+    command: CommandObject | None = None,
 ) -> None:
-    await _ask_login(message, state, bot, i18n, login_service)
+    """`/login` offers the services set up (straight to the one when there is one);
+    `/login <service>` starts that one."""
+    wanted = (command.args or "").strip().casefold() if command is not None else ""
+    if command is not None and command.command == "start":
+        wanted = ""  # the deep link "?start=login" names no service
+    if wanted:
+        service = _find_service(login_service, wanted)
+        if service is None:
+            await finish(state, bot, message.chat.id)
+            names = ", ".join(f"/login {s.info.id}" for s in login_service.services)
+            await message.answer(i18n.text("login-unknown-service", services=names))
+            return
+        await _begin(message, state, bot, i18n, login_service, service)
+        return
+    await _offer_services(message, state, bot, i18n, login_service)
+
+
+def _find_service(login_service: LoginService, wanted: str) -> RemoteService | None:
+    for service in login_service.services:
+        if wanted in (service.info.id, service.info.display_name.casefold()):
+            return service
+    return None
 
 
 async def login_start_button(
@@ -108,7 +160,56 @@ async def login_start_button(
     await query.answer()
     message = private_message(query)
     if message is not None:
-        await _ask_login(message, state, bot, i18n, login_service)
+        await _offer_services(message, state, bot, i18n, login_service)
+
+
+async def _offer_services(
+    message: Message, state: FSMContext, bot: Bot, i18n: PoI18n, login_service: LoginService
+) -> None:
+    services = list(login_service.services)
+    if len(services) == 1:
+        await _begin(message, state, bot, i18n, login_service, services[0])
+        return
+    await finish(state, bot, message.chat.id)
+    await state.set_state(LoginFlow.choose)
+
+    def rows(token: str) -> list[list[InlineKeyboardButton]]:
+        # A brand name reads the same in every language: the button shows it as it is.
+        return [
+            [step_button(s.info.display_name, USE_SERVICE + s.info.id, token)] for s in services
+        ]
+
+    await ask(message, state, bot, i18n, Flow.LOGIN, i18n.text("login-choose-service"), rows)
+
+
+async def service_chosen(
+    query: CallbackQuery,
+    callback_data: StepButton,
+    state: FSMContext,
+    bot: Bot,
+    i18n: PoI18n,
+    login_service: LoginService,
+) -> None:
+    await query.answer()
+    message = private_message(query)
+    if message is None:
+        return
+    service = login_service.services.get(callback_data.action.removeprefix(USE_SERVICE))
+    if service is None:  # a button from before the service was switched off
+        await _offer_services(message, state, bot, i18n, login_service)
+        return
+    await _begin(message, state, bot, i18n, login_service, service)
+
+
+async def text_while_choosing(
+    message: Message, state: FSMContext, bot: Bot, i18n: PoI18n, login_service: LoginService
+) -> None:
+    """The service's name typed instead of pressed is taken; anything else asks again."""
+    service = _find_service(login_service, (message.text or "").strip().casefold())
+    if service is None:
+        await _offer_services(message, state, bot, i18n, login_service)
+        return
+    await _begin(message, state, bot, i18n, login_service, service)
 
 
 async def relogin_button(
@@ -118,32 +219,48 @@ async def relogin_button(
     i18n: PoI18n,
     login_service: LoginService,
 ) -> None:
-    """From the expiry notice: the nickname is known, so only the password is asked."""
+    """From an expiry notice or /status: the account is named by the button, so only what
+    its service asks besides the login name is asked."""
     await query.answer()
     message = private_message(query)
     if message is None:
         return
-    nickname = await login_service.known_nickname(message.chat.id)
-    if nickname is None:
-        await _ask_login(message, state, bot, i18n, login_service)
+    tag = (query.data or "").removeprefix(RELOGIN).removeprefix(":")
+    if tag:
+        account = await login_service.known_account(message.chat.id, tag)
+    else:
+        # A button from before buttons named their account: clear only with one account.
+        accounts = await login_service.accounts(message.chat.id)
+        account = accounts[0] if len(accounts) == 1 else None
+    service = login_service.services.get(account.key.service) if account is not None else None
+    if account is None or service is None:
+        await _offer_services(message, state, bot, i18n, login_service)
         return
-    await finish(state, bot, message.chat.id)
-    await _ask_password(message, state, bot, i18n, nickname)
+    known = {Step.LOGIN_NAME: account.display_name}
+    if Step.LOGIN_NAME not in service.info.steps:
+        known = {}
+    await _begin(message, state, bot, i18n, login_service, service, known)
 
 
 async def password_again_button(
-    query: CallbackQuery, state: FSMContext, bot: Bot, i18n: PoI18n
+    query: CallbackQuery,
+    state: FSMContext,
+    bot: Bot,
+    i18n: PoI18n,
+    login_service: LoginService,
 ) -> None:
-    """After a wrong password: the login is kept, only the password is asked again."""
+    """After a wrong password: the login is kept, only the secret step is asked again."""
     await query.answer()
     message = private_message(query)
     if message is None:
         return
-    login = (await state.get_data()).get("login")
-    if not isinstance(login, str):
+    data = await state.get_data()
+    service = login_service.services.get(str(data.get(SERVICE)))
+    if service is None or not isinstance(data.get(LOGIN_KEY), str):
         await _start_over(message, state, bot, i18n)
         return
-    await _ask_password(message, state, bot, i18n, login)
+    await state.update_data({SEALED: {}, PENDING_ATTEMPT: None})
+    await _ask_next(message, state, bot, i18n, login_service, service)
 
 
 async def start_over_button(
@@ -155,107 +272,176 @@ async def start_over_button(
 ) -> None:
     await query.answer()
     message = private_message(query)
-    if message is not None:
-        await _ask_login(message, state, bot, i18n, login_service)
+    if message is None:
+        return
+    service = login_service.services.get(str((await state.get_data()).get(SERVICE)))
+    if service is None:
+        await _offer_services(message, state, bot, i18n, login_service)
+        return
+    await _begin(message, state, bot, i18n, login_service, service)
 
 
-async def _ask_login(
+async def _begin(
     message: Message,
     state: FSMContext,
     bot: Bot,
     i18n: PoI18n,
     login_service: LoginService,
+    service: RemoteService,
+    known: Mapping[Step, str] | None = None,
 ) -> None:
     await finish(state, bot, message.chat.id)
-    await state.set_state(LoginFlow.login)
+    data: dict[str, Any] = {SERVICE: service.info.id, SEALED: {}}
+    if known and Step.LOGIN_NAME in known:
+        data[LOGIN_KEY] = known[Step.LOGIN_NAME]
+    await state.update_data(data)
+    await _ask_next(message, state, bot, i18n, login_service, service)
+
+
+async def _ask_next(
+    message: Message,
+    state: FSMContext,
+    bot: Bot,
+    i18n: PoI18n,
+    login_service: LoginService,
+    service: RemoteService,
+    fresh: Mapping[Step, str] | None = None,
+) -> None:
+    """Ask the first of the service's steps not answered yet; with all answered, log in.
+    `fresh` is the answer just typed, used as it is (its sealed copy waits for a next step)."""
+    data = await state.get_data()
+    sealed = data.get(SEALED) or {}
+    for step in service.info.steps:
+        answered = data.get(LOGIN_KEY) if step is Step.LOGIN_NAME else sealed.get(step.value)
+        if not answered:
+            await _ask(message, state, bot, i18n, login_service, service, step)
+            return
+    answers = _open_answers(message.chat.id, service, data, _seal_of(login_service), fresh)
+    if answers is None:
+        await _start_over(message, state, bot, i18n)
+        return
+    await _attempt(message, state, bot, i18n, login_service, service, answers)
+
+
+def _seal_of(login_service: LoginService) -> PasswordSeal:
+    seal = login_service.seal
+    assert seal is not None, "the login service is built with its seal (bot/app.py)"
+    return seal
+
+
+async def _ask(
+    message: Message,
+    state: FSMContext,
+    bot: Bot,
+    i18n: PoI18n,
+    login_service: LoginService,
+    service: RemoteService,
+    step: Step,
+) -> None:
+    await state.set_state(_STATE_OF[step])
+    name = service.info.display_name
+    if step is not Step.LOGIN_NAME:
+        login = (await state.get_data()).get(LOGIN_KEY) or ""
+        text = i18n.text(_ASK[step], service=name, login=login)
+        await ask(message, state, bot, i18n, Flow.LOGIN, text)
+        return
     token = await new_step(state, Flow.LOGIN)
-    # The social links never delay the prompt: shown at once when known lately, else the
-    # prompt goes out now and gets its buttons when Spaces gives them.
-    links = login_service.cached_oauth_links()
+    # Sign-in links never delay the prompt: shown at once when known lately, else the
+    # prompt goes out now and gets its buttons when the service gives them.
+    service_id = service.info.id
+    links = login_service.cached_sign_in_links(service_id)
     prompt = await message.answer(
-        _login_text(i18n, links), reply_markup=_login_markup(i18n, token, links)
+        _login_text(i18n, name, links), reply_markup=_login_markup(i18n, token, links)
     )
     await shown(state, bot, prompt.chat.id, prompt.message_id)
     if links is not None:
         return
-    links = await login_service.oauth_links()
+    links = await login_service.sign_in_links(service_id)
     if not links or not await is_current(state, token):
         return
     try:
         await prompt.edit_text(
-            _login_text(i18n, links), reply_markup=_login_markup(i18n, token, links)
+            _login_text(i18n, name, links), reply_markup=_login_markup(i18n, token, links)
         )
     except TelegramAPIError as exc:
-        log.info("social sign-in buttons not added in chat %s: %s", prompt.chat.id, exc)
+        log.info("sign-in buttons not added in chat %s: %s", prompt.chat.id, exc)
 
 
-def _login_text(i18n: PoI18n, links: list[OAuthLink] | None) -> str:
-    text = i18n.text("login-ask-login")
+def _login_text(i18n: PoI18n, service: str, links: list[SignInLink] | None) -> str:
+    text = i18n.text("login-ask-login", service=service)
     if links:
         text += "\n\n" + i18n.text("login-oauth-explain")
     return text
 
 
-def _login_markup(i18n: PoI18n, token: str, links: list[OAuthLink] | None) -> InlineKeyboardMarkup:
-    rows = oauth_rows(i18n, links or [])
+def _login_markup(i18n: PoI18n, token: str, links: list[SignInLink] | None) -> InlineKeyboardMarkup:
+    rows = sign_in_rows(i18n, links or [])
     return InlineKeyboardMarkup(inline_keyboard=[*rows, cancel_row(i18n, token)])
 
 
-# -- login --------------------------------------------------------------------------------
+# -- the answers --------------------------------------------------------------------------
 
 
-async def got_login(
+async def got_answer(
     message: Message,
     state: FSMContext,
     bot: Bot,
     i18n: PoI18n,
     login_service: LoginService,
 ) -> None:
-    login = clean_login(message.text)
-    if login is None:
-        await ask(message, state, bot, i18n, Flow.LOGIN, i18n.text("login-bad-login"))
-        return
-    user_id = message.from_user.id if message.from_user else message.chat.id
-    try:
-        await login_service.ensure_not_locked(user_id, login)
-    except LoginLocked as locked:
-        await finish(state, bot, message.chat.id)
-        await message.answer(i18n.text("login-locked", wait=i18n.duration(locked.minutes * 60)))
-        return
-    await _ask_password(message, state, bot, i18n, login)
-
-
-async def _ask_password(
-    message: Message, state: FSMContext, bot: Bot, i18n: PoI18n, login: str
-) -> None:
-    await state.update_data(login=login)
-    await state.set_state(LoginFlow.password)
-    text = i18n.text("login-ask-password", login=login)
-    await ask(message, state, bot, i18n, Flow.LOGIN, text)
-
-
-# -- password -----------------------------------------------------------------------------
-
-
-async def got_password(
-    message: Message,
-    state: FSMContext,
-    bot: Bot,
-    i18n: PoI18n,
-    login_service: LoginService,
-    password_seal: PasswordSeal,
-) -> None:
-    # The password leaves the chat before anything else happens.
-    await _delete_secret_message(message, bot, i18n)
-    password = clean_password(message.text)
-    if password is None:
-        await ask(message, state, bot, i18n, Flow.LOGIN, i18n.text("login-bad-password"))
-        return
-    login = (await state.get_data()).get("login")
-    if not isinstance(login, str):
+    step = _STEP_OF[str(await state.get_state())]
+    if step.secret:
+        # A secret leaves the chat before anything else happens.
+        await _delete_secret_message(message, bot, i18n)
+    data = await state.get_data()
+    service = login_service.services.get(str(data.get(SERVICE)))
+    if service is None:
         await _start_over(message, state, bot, i18n)
         return
-    await _attempt(message, state, bot, i18n, login_service, password_seal, login, password)
+    value = service.accept(step, message.text or "")
+    if value is None:
+        text = i18n.text(_BAD[step], service=service.info.display_name)
+        await ask(message, state, bot, i18n, Flow.LOGIN, text)
+        return
+    if step is Step.LOGIN_NAME:
+        user_id = message.from_user.id if message.from_user else message.chat.id
+        try:
+            await login_service.ensure_not_locked(user_id, service.info.id, {step: value})
+        except LoginLocked as locked:
+            await _locked(message, state, bot, i18n, service, locked)
+            return
+        await state.update_data({LOGIN_KEY: value})
+    else:
+        sealed = dict(data.get(SEALED) or {})
+        sealed[step.value] = _seal_of(login_service).seal(message.chat.id, step, value)
+        await state.update_data({SEALED: sealed})
+    await _ask_next(message, state, bot, i18n, login_service, service, {step: value})
+
+
+def _open_answers(
+    chat_id: int,
+    service: RemoteService,
+    data: Mapping[str, Any],
+    seal: PasswordSeal,
+    fresh: Mapping[Step, str] | None = None,
+) -> dict[Step, str] | None:
+    """Every answer of the service's steps, secrets unsealed; None when one is lost or old."""
+    answers: dict[Step, str] = {}
+    sealed = data.get(SEALED) or {}
+    try:
+        for step in service.info.steps:
+            if fresh and step in fresh:
+                answers[step] = fresh[step]
+            elif step is Step.LOGIN_NAME:
+                login = data.get(LOGIN_KEY)
+                if not isinstance(login, str):
+                    return None
+                answers[step] = login
+            else:
+                answers[step] = seal.open(chat_id, step, sealed.get(step.value))
+    except PendingExpired:
+        return None
+    return answers
 
 
 async def _start_over(message: Message, state: FSMContext, bot: Bot, i18n: PoI18n) -> None:
@@ -272,7 +458,20 @@ async def _delete_secret_message(message: Message, bot: Bot, i18n: PoI18n) -> No
         await message.answer(i18n.text("login-delete-password-yourself"))
 
 
-# -- captcha ------------------------------------------------------------------------------
+async def _locked(
+    message: Message,
+    state: FSMContext,
+    bot: Bot,
+    i18n: PoI18n,
+    service: RemoteService,
+    locked: LoginLocked,
+) -> None:
+    await finish(state, bot, message.chat.id)
+    wait = i18n.duration(locked.minutes * 60)
+    await message.answer(i18n.text("login-locked", wait=wait, service=service.info.display_name))
+
+
+# -- a further step (the captcha) ---------------------------------------------------------
 
 
 async def got_captcha(
@@ -281,22 +480,18 @@ async def got_captcha(
     bot: Bot,
     i18n: PoI18n,
     login_service: LoginService,
-    password_seal: PasswordSeal,
 ) -> None:
-    code = clean_captcha(message.text)
+    data = await state.get_data()
+    service = login_service.services.get(str(data.get(SERVICE)))
+    if service is None:
+        await _start_over(message, state, bot, i18n)
+        return
+    code = service.accept(Step.CAPTCHA, message.text or "")
     if code is None:
         text = i18n.text("captcha-bad-answer")
         await ask(message, state, bot, i18n, Flow.LOGIN, text, lambda t: captcha_rows(i18n, t))
         return
-    pending = await _pending_attempt(message.chat.id, state, password_seal)
-    if pending is None:
-        await _start_over(message, state, bot, i18n)
-        return
-    login, password, cookies = pending
-    await _attempt(
-        message, state, bot, i18n, login_service, password_seal, login, password, code,
-        cookies=cookies,
-    )  # fmt: skip
+    await _attempt_again(message, state, bot, i18n, login_service, service, code)
 
 
 async def new_picture(
@@ -305,60 +500,78 @@ async def new_picture(
     bot: Bot,
     i18n: PoI18n,
     login_service: LoginService,
-    password_seal: PasswordSeal,
 ) -> None:
-    """The same login sent again without a code: Spaces answers with a fresh picture."""
+    """The same login sent again without a code: the service answers with a fresh picture."""
     await query.answer()
     message = private_message(query)
     if message is None:
         return
-    pending = await _pending_attempt(message.chat.id, state, password_seal)
-    if pending is None:
+    service = login_service.services.get(str((await state.get_data()).get(SERVICE)))
+    if service is None:
         await _start_over(message, state, bot, i18n)
         return
-    login, password, cookies = pending
-    await _attempt(
-        message, state, bot, i18n, login_service, password_seal, login, password,
-        cookies=cookies, user_id=query.from_user.id,
-    )  # fmt: skip
+    await _attempt_again(
+        message, state, bot, i18n, login_service, service, None, user_id=query.from_user.id
+    )
 
 
-async def _pending_attempt(
-    chat_id: int, state: FSMContext, password_seal: PasswordSeal
-) -> tuple[str, str, LoginCookies] | None:
-    """The login, password and cookies a waiting captcha belongs to; None when lost or old."""
+async def _attempt_again(
+    message: Message,
+    state: FSMContext,
+    bot: Bot,
+    i18n: PoI18n,
+    login_service: LoginService,
+    service: RemoteService,
+    code: str | None,
+    *,
+    user_id: int | None = None,
+) -> None:
+    """The waiting attempt, sent again with the step's answer (or without, for a new one)."""
     data = await state.get_data()
-    login = data.get("login")
+    seal = _seal_of(login_service)
+    answers = _open_answers(message.chat.id, service, data, seal)
     try:
-        password = password_seal.open(chat_id, data.get("pending"))
-        cookies = password_seal.open_cookies(chat_id, data.get("pending_cookies"))
+        attempt = seal.open_attempt(message.chat.id, data.get(PENDING_ATTEMPT))
     except PendingExpired:
-        return None
-    return (login, password, cookies) if isinstance(login, str) else None
+        answers = None
+    if answers is None:
+        await _start_over(message, state, bot, i18n)
+        return
+    if code is not None:
+        answers[Step.CAPTCHA] = code
+    await _attempt(
+        message, state, bot, i18n, login_service, service, answers, attempt, user_id=user_id
+    )
 
 
 # -- anything else while a step waits for text --------------------------------------------
 
 
 async def not_text(message: Message, state: FSMContext, bot: Bot, i18n: PoI18n) -> None:
-    step = await state.get_state()
-    if step == LoginFlow.password.state and message.caption:
+    step = _STEP_OF.get(str(await state.get_state()))
+    if step is not None and step.secret and message.caption:
         await _delete_secret_message(message, bot, i18n)
     await ask(message, state, bot, i18n, Flow.LOGIN, i18n.text("step-needs-text"))
 
 
-async def text_while_retry(message: Message, state: FSMContext, bot: Bot, i18n: PoI18n) -> None:
+async def text_while_retry(
+    message: Message, state: FSMContext, bot: Bot, i18n: PoI18n, login_service: LoginService
+) -> None:
     """After a wrong password, text nobody asked for is most likely the password again:
     it leaves the chat, and the two ways on are offered again."""
     await _delete_secret_message(message, bot, i18n)
-    login = (await state.get_data()).get("login")
-    await _offer_retry(message, state, bot, i18n, login if isinstance(login, str) else "")
+    data = await state.get_data()
+    login = data.get(LOGIN_KEY)
+    service = login_service.services.get(str(data.get(SERVICE)))
+    name = service.info.display_name if service is not None else ""
+    await _offer_retry(message, state, bot, i18n, login if isinstance(login, str) else "", name)
 
 
 async def _offer_retry(
-    message: Message, state: FSMContext, bot: Bot, i18n: PoI18n, login: str
+    message: Message, state: FSMContext, bot: Bot, i18n: PoI18n, login: str, service: str
 ) -> None:
     await state.set_state(LoginFlow.retry)
+    await state.update_data({SEALED: {}, PENDING_ATTEMPT: None})  # nothing secret waits
 
     def rows(token: str) -> list[list[InlineKeyboardButton]]:
         return [
@@ -366,7 +579,7 @@ async def _offer_retry(
             [step_button(i18n.plain("button-start-over"), START_OVER, token)],
         ]
 
-    text = i18n.text("login-wrong-password", login=login)
+    text = i18n.text("login-wrong-password", login=login, service=service)
     await ask(message, state, bot, i18n, Flow.LOGIN, text, rows)
 
 
@@ -379,83 +592,130 @@ async def _attempt(
     bot: Bot,
     i18n: PoI18n,
     login_service: LoginService,
-    password_seal: PasswordSeal,
-    login: str,
-    password: str,
-    captcha_code: str | None = None,
+    service: RemoteService,
+    answers: dict[Step, str],
+    attempt_state: Mapping[str, str] | None = None,
     *,
-    cookies: LoginCookies | None = None,
     user_id: int | None = None,
 ) -> None:
     chat_id = message.chat.id
     if user_id is None:
         user_id = message.from_user.id if message.from_user else chat_id
+    name = service.info.display_name
     attempt = await new_attempt(state)
-    failure: LoginLocked | SpacesError | None = None
+    failure: LoginLocked | RemoteError | None = None
     async with working(bot, chat_id):
         try:
             outcome = await login_service.login(
                 chat_id=chat_id,
                 telegram_user_id=user_id,
-                login=login,
-                password=password,
-                captcha_code=captcha_code,
-                cookies=cookies,
+                service=service,
+                answers=answers,
+                attempt=attempt_state,
             )
-        except (LoginLocked, SpacesError) as exc:
+        except (LoginLocked, RemoteError) as exc:
             failure = exc
     if await superseded(state, attempt):
         log.info("login attempt in chat %s superseded; its result is not shown", chat_id)
         return
     if isinstance(failure, LoginLocked):
-        await finish(state, bot, chat_id)
-        await message.answer(i18n.text("login-locked", wait=i18n.duration(failure.minutes * 60)))
-        return
-    if isinstance(failure, SpacesAPIError) and failure.code == codes.WRONG_LOGIN_OR_PASSWORD:
-        log.info("login for chat %s failed: %s", chat_id, failure)
-        await _offer_retry(message, state, bot, i18n, login)
+        await _locked(message, state, bot, i18n, service, failure)
         return
     if failure is not None:
-        log.info("login for chat %s failed: %s", chat_id, failure)
-        reason = spaces_error_text(i18n, failure)
-        auth_error = failure.auth_error if isinstance(failure, SpacesAPIError) else None
-        if auth_error == codes.AUTH_TOO_FAST:
-            # Nothing is wrong with what was typed: the same step waits for it again.
-            await ask(message, state, bot, i18n, Flow.LOGIN, reason)
-            return
-        await finish(state, bot, chat_id)
-        blocked = auth_error == codes.AUTH_ACCOUNT_BLOCKED  # trying again cannot help
-        await message.answer(
-            i18n.text("login-failed", reason=reason),
-            reply_markup=None if blocked else login_keyboard(i18n),
-        )
+        await _refused(message, state, bot, i18n, service, answers, failure)
+        return
+    if isinstance(outcome, NextStep):
+        await _next_step(message, state, bot, i18n, login_service, service, outcome)
         return
 
-    if isinstance(outcome, CaptchaChallenge):
-        # The attempt's cookies go with its password: sealed, this chat's, this attempt's.
-        await state.update_data(
-            pending=password_seal.seal(chat_id, password),
-            pending_cookies=password_seal.seal_cookies(chat_id, outcome.cookies),
-        )
-        await state.set_state(LoginFlow.captcha)
-        caption = i18n.text("captcha-wrong" if outcome.wrong_answer else "captcha-ask")
-        token = await new_step(state, Flow.LOGIN)
-        keyboard = [*captcha_rows(i18n, token), cancel_row(i18n, token)]
-        sent = await message.answer_photo(
-            BufferedInputFile(outcome.image, filename="captcha.png"),
-            caption=caption,
-            reply_markup=InlineKeyboardMarkup(inline_keyboard=keyboard),
-        )
-        await shown(state, bot, chat_id, sent.message_id)
-        return
-
+    assert isinstance(outcome, Linked)
     await finish(state, bot, chat_id)
     session = outcome.session
     await message.answer(
-        i18n.text("login-success", nickname=session.nickname, user_id=session.spaces_user_id)
+        i18n.text(
+            "login-success",
+            service=name,
+            nickname=session.display_name,
+            user_id=session.account_id,
+        )
     )
-    if outcome.replaced_nickname and outcome.replaced_nickname != session.nickname:
-        await message.answer(i18n.text("login-replaced", nickname=outcome.replaced_nickname))
+    if outcome.replaced:
+        await message.answer(
+            i18n.text("login-replaced", service=name, nickname=session.display_name)
+        )
+
+
+async def _refused(
+    message: Message,
+    state: FSMContext,
+    bot: Bot,
+    i18n: PoI18n,
+    service: RemoteService,
+    answers: Mapping[Step, str],
+    failure: RemoteError,
+) -> None:
+    chat_id = message.chat.id
+    log.info("login for chat %s failed: %s", chat_id, failure)
+    reason = failure.reason if isinstance(failure, LoginRefused) else None
+    name = service.info.display_name
+    if reason is RefusalReason.BAD_CREDENTIALS and Step.LOGIN_NAME in answers:
+        await _offer_retry(message, state, bot, i18n, answers[Step.LOGIN_NAME], name)
+        return
+    text = error_text(i18n, failure, name)
+    if reason is RefusalReason.RATE_LIMITED:
+        # Nothing is wrong with what was typed: the step asked last waits for it again.
+        await _forget_last_answer(state, service)
+        await ask(message, state, bot, i18n, Flow.LOGIN, text)
+        return
+    await finish(state, bot, chat_id)
+    blocked = reason is RefusalReason.BLOCKED  # trying again cannot help
+    await message.answer(
+        i18n.text("login-failed", reason=text),
+        reply_markup=None if blocked else login_keyboard(i18n),
+    )
+
+
+async def _forget_last_answer(state: FSMContext, service: RemoteService) -> None:
+    current = _STEP_OF.get(str(await state.get_state()))
+    if current is None or current is Step.LOGIN_NAME or current is Step.CAPTCHA:
+        return  # the captcha waits as it is; the login name stays
+    sealed = dict((await state.get_data()).get(SEALED) or {})
+    sealed.pop(current.value, None)
+    await state.update_data({SEALED: sealed})
+
+
+async def _next_step(
+    message: Message,
+    state: FSMContext,
+    bot: Bot,
+    i18n: PoI18n,
+    login_service: LoginService,
+    service: RemoteService,
+    outcome: NextStep,
+) -> None:
+    chat_id = message.chat.id
+    if outcome.step is not Step.CAPTCHA or outcome.picture is None:
+        # A step this conversation cannot show: said as such, never a broken prompt.
+        await finish(state, bot, chat_id)
+        await message.answer(
+            i18n.text("login-failed", reason=i18n.text("captcha-unavailable")),
+            reply_markup=login_keyboard(i18n),
+        )
+        return
+    # The attempt's own state goes with its secrets: sealed, this chat's, this attempt's.
+    await state.update_data(
+        {PENDING_ATTEMPT: _seal_of(login_service).seal_attempt(chat_id, outcome.attempt)}
+    )
+    await state.set_state(LoginFlow.captcha)
+    caption = i18n.text("captcha-wrong" if outcome.wrong_answer else "captcha-ask")
+    token = await new_step(state, Flow.LOGIN)
+    keyboard = [*captcha_rows(i18n, token), cancel_row(i18n, token)]
+    sent = await message.answer_photo(
+        BufferedInputFile(outcome.picture, filename="captcha.png"),
+        caption=caption,
+        reply_markup=InlineKeyboardMarkup(inline_keyboard=keyboard),
+    )
+    await shown(state, bot, chat_id, sent.message_id)
 
 
 def build_router() -> Router:
@@ -466,17 +726,24 @@ def build_router() -> Router:
         login_start, CommandStart(deep_link=True, magic=F.args == "login"), F.chat.type == "private"
     )
     router.callback_query.register(login_start_button, F.data == LOGIN)
-    router.callback_query.register(relogin_button, F.data == RELOGIN)
+    router.callback_query.register(
+        relogin_button, F.data.func(lambda d: d == RELOGIN or d.startswith(RELOGIN + ":"))
+    )
+    router.callback_query.register(
+        service_chosen, StepButton.filter(F.action.startswith(USE_SERVICE))
+    )
     router.callback_query.register(
         password_again_button, StepButton.filter(F.action == PASSWORD_AGAIN)
     )
     router.callback_query.register(start_over_button, StepButton.filter(F.action == START_OVER))
-    router.message.register(got_login, LoginFlow.login, F.chat.type == "private", F.text)
-    router.message.register(got_password, LoginFlow.password, F.chat.type == "private", F.text)
-    router.message.register(got_captcha, LoginFlow.captcha, F.chat.type == "private", F.text)
+    private_text = (F.chat.type == "private", F.text)
+    router.message.register(text_while_choosing, LoginFlow.choose, *private_text)
+    for state in (LoginFlow.login, LoginFlow.password, LoginFlow.token):
+        router.message.register(got_answer, state, *private_text)
+    router.message.register(got_captcha, LoginFlow.captcha, *private_text)
     router.callback_query.register(
         new_picture, LoginFlow.captcha, StepButton.filter(F.action == NEW_PICTURE)
     )
-    router.message.register(text_while_retry, LoginFlow.retry, F.chat.type == "private", F.text)
+    router.message.register(text_while_retry, LoginFlow.retry, *private_text)
     router.message.register(not_text, StateFilter(LoginFlow), F.chat.type == "private")
     return router

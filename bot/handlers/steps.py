@@ -43,6 +43,7 @@ class Flow(StrEnum):
     LOGIN = "login"
     BROADCAST = "broadcast"
     FORGET = "forget"
+    LOGOUT = "logout"  # which of several accounts to log out
 
 
 class StepButton(CallbackData, prefix="step"):

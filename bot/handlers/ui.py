@@ -6,7 +6,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from markupsafe import Markup
 
 from bot.locales import PoI18n
-from bot.spaces import CaptchaRequired, OAuthLink, SpacesAPIError, SpacesError, SpacesUnavailable
+from bot.remote import RemoteError, Sentence, SignInLink
 
 LOGIN = "login:start"
 # Callback data of step buttons sent before steps carried a token (bot/handlers/steps.py):
@@ -39,7 +39,7 @@ def login_keyboard(i18n: PoI18n) -> InlineKeyboardMarkup:
     )
 
 
-def oauth_rows(i18n: PoI18n, links: list[OAuthLink]) -> list[list[InlineKeyboardButton]]:
+def sign_in_rows(i18n: PoI18n, links: list[SignInLink]) -> list[list[InlineKeyboardButton]]:
     return [
         [InlineKeyboardButton(text=i18n.plain(_PROVIDER_KEYS[link.provider]), url=link.url)]
         for link in links
@@ -47,32 +47,18 @@ def oauth_rows(i18n: PoI18n, links: list[OAuthLink]) -> list[list[InlineKeyboard
     ]
 
 
-def spaces_error_text(i18n: PoI18n, error: SpacesError) -> Markup:
-    """Our sentence for anything Spaces (or the way to it) answered, then Spaces' own words
-    about it, quoted and escaped, when the answer carried some (as the site shows them).
+def sentence_text(
+    i18n: PoI18n, sentence: Sentence, *, service: str = "", service_text: str | None = None
+) -> Markup:
+    """Our sentence for what a service (or the way to it) answered, then the service's own
+    words about it, quoted and escaped, when the answer carried some (as its site shows them).
 
     HTML for a message: pass it as a placeholder value and it is not escaped twice."""
-    sentence = Markup(_sentence(i18n, error))
-    words = error.server_text if isinstance(error, SpacesAPIError) else None
-    if words is None:
-        return sentence
-    return Markup(i18n.text("spaces-says", sentence=sentence, words=words))
+    words = Markup(i18n.text(sentence.key, **dict(sentence.params)))
+    if service_text is None:
+        return words
+    return Markup(i18n.text("service-says", sentence=words, service=service, words=service_text))
 
 
-def _sentence(i18n: PoI18n, error: SpacesError) -> str:
-    if isinstance(error, SpacesUnavailable):
-        return i18n.text(f"spaces-unavailable-{error.reason}")
-    if isinstance(error, CaptchaRequired):
-        return i18n.text("captcha-unavailable")
-    if isinstance(error, SpacesAPIError):
-        if error.auth_error is not None:  # 01006 says more precisely what went wrong
-            key = f"spaces-auth-error-{error.auth_error}"
-            text = i18n.text(key)
-            if text != key:
-                return text
-        key = f"spaces-code-{error.code}"
-        text = i18n.text(key)
-        if text != key:
-            return text
-        return i18n.text("spaces-code-unknown", code=error.code)
-    return i18n.text("error-generic")
+def error_text(i18n: PoI18n, error: RemoteError, service: str) -> Markup:
+    return sentence_text(i18n, error.text, service=service, service_text=error.service_text)

@@ -70,7 +70,7 @@ valid. It fits without new types:
 """
 
 from bot.remote.errors import LoginRefused, RemoteError, ServiceUnavailable
-from bot.remote.service import RemoteService
+from bot.remote.service import OffersSignInLinks, RemoteService, TellsOwners
 from bot.remote.types import (
     CheckOutcome,
     Confirmed,
@@ -85,6 +85,7 @@ from bot.remote.types import (
     Secrets,
     Sentence,
     ServiceInfo,
+    SignInLink,
     Step,
     Transient,
     TransientReason,
@@ -104,6 +105,7 @@ __all__ = [
     "LoginResult",
     "LogoutOutcome",
     "NextStep",
+    "OffersSignInLinks",
     "RefusalReason",
     "RemoteError",
     "RemoteService",
@@ -112,7 +114,9 @@ __all__ = [
     "Sentence",
     "ServiceInfo",
     "ServiceUnavailable",
+    "SignInLink",
     "Step",
+    "TellsOwners",
     "Transient",
     "TransientReason",
     "Verdict",

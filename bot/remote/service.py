@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from bot.remote.types import CheckOutcome, LoginResult, LogoutOutcome, Secrets, ServiceInfo, Step
+from bot.remote.types import (
+    CheckOutcome,
+    LoginResult,
+    LogoutOutcome,
+    Secrets,
+    Sentence,
+    ServiceInfo,
+    SignInLink,
+    Step,
+)
 
 
 class RemoteService(Protocol):
@@ -42,3 +51,21 @@ class RemoteService(Protocol):
     async def logout(self, secrets: Secrets) -> LogoutOutcome:
         """End the session at the service; never raises for the service's answers."""
         ...
+
+
+@runtime_checkable
+class OffersSignInLinks(Protocol):
+    """A service whose site also signs people in through other networks (VK, Google, …):
+    the links go under the login question. Optional; checked with isinstance."""
+
+    async def sign_in_links(self) -> list[SignInLink]:
+        """The links now; an empty list when the service cannot give them (never raises)."""
+        ...
+
+
+@runtime_checkable
+class TellsOwners(Protocol):
+    """A service with facts of its own for the owners' /stats (e.g. which mirror answers).
+    Optional; checked with isinstance."""
+
+    def owner_facts(self) -> tuple[Sentence, ...]: ...

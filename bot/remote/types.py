@@ -111,6 +111,14 @@ class NextStep:
 LoginResult = LoggedIn | NextStep
 
 
+@dataclass(frozen=True, slots=True)
+class SignInLink:
+    """A link to the service's own sign-in page through another network."""
+
+    provider: str  # "vk", "ok", "mail_ru", "facebook", "google": the button's caption key
+    url: str = field(repr=False)  # may embed a fresh pre-login session id
+
+
 # -- what a check meant: one vocabulary for the watch, /status, /stats and /metrics --------
 
 
@@ -202,6 +210,9 @@ class RefusalReason(StrEnum):
     """Why a service said no to a login."""
 
     BAD_CREDENTIALS = "bad_credentials"  # counts towards the brute-force limit
-    RATE_LIMITED = "rate_limited"  # too many attempts at the service
+    # No such account: counts towards the limit too, and the whole login is asked again.
+    UNKNOWN_ACCOUNT = "unknown_account"
+    BLOCKED = "blocked"  # the account is blocked at the service: trying again cannot help
+    RATE_LIMITED = "rate_limited"  # too many attempts at the service: the step waits a while
     MISCONFIGURED = "misconfigured"  # the bot's own setup (API key, version): owners must act
     REFUSED = "refused"  # any other refusal; the sentence says which

@@ -1,13 +1,14 @@
-"""What a chat's linked account looks like now, and ending it."""
+"""What a chat's linked accounts look like now, and ending them."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 
-from bot.domain import LinkedSession
+from bot.domain import StoredAccount
+from bot.remote import CheckOutcome, Confirmed, Ended, LogoutOutcome
 from bot.services.clock import utcnow
-from bot.spaces import Account, Counters, SpacesAPIError, SpacesClient, SpacesError
+from bot.services.registry import ServiceRegistry
 from bot.storage.owners import OwnerStore
 from bot.storage.store import SessionUnreadable, Store
 
@@ -15,108 +16,95 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class NotLinked:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
 class Unreadable:
-    """A session is stored but cannot be decrypted (a key was dropped or the row damaged)."""
+    """The session is stored but cannot be decrypted (a key was dropped or the row damaged)."""
 
 
 @dataclass(frozen=True, slots=True)
-class Active:
-    session: LinkedSession
-    account: Account
-    counters: Counters | None
+class NotSetUp:
+    """The session's service is no longer set up in this bot (its key was removed)."""
 
 
 @dataclass(frozen=True, slots=True)
-class Gone:
-    """Spaces says the session no longer exists (expired, logged out elsewhere)."""
+class AccountStatus:
+    """One linked account as /status shows it; `account` is read after the check."""
 
-    session: LinkedSession
-    replaced: bool = False  # another sign-in to the account took its place (01006, 1)
-
-
-@dataclass(frozen=True, slots=True)
-class Unconfirmed:
-    """Spaces could not confirm the session now; it is kept."""
-
-    session: LinkedSession
-    error: SpacesError
-
-
-StatusReport = NotLinked | Unreadable | Active | Gone | Unconfirmed
+    account: StoredAccount
+    outcome: CheckOutcome | Unreadable | NotSetUp
 
 
 @dataclass(frozen=True, slots=True)
 class LogoutResult:
-    was_linked: bool
-    nickname: str | None
-    ended_at_spaces: bool
+    account: StoredAccount
+    readable: bool  # False: the secrets no longer opened, so only forgotten here
+    outcome: LogoutOutcome
 
 
 class AccountService:
-    def __init__(self, spaces: SpacesClient, store: Store, owners: OwnerStore) -> None:
-        self._spaces = spaces
+    def __init__(self, services: ServiceRegistry, store: Store, owners: OwnerStore) -> None:
+        self._services = services
         self._store = store
         self._owners = owners
 
-    async def status(self, chat_id: int) -> StatusReport:
+    async def accounts(self, chat_id: int) -> list[StoredAccount]:
+        return await self._store.accounts(chat_id)
+
+    async def status(self, chat_id: int) -> list[AccountStatus]:
+        """Every account of the chat, each asked at its service now."""
+        return [await self._status_of(chat_id, a) for a in await self._store.accounts(chat_id)]
+
+    async def _status_of(self, chat_id: int, account: StoredAccount) -> AccountStatus:
+        service = self._services.get(account.key.service)
+        if service is None:
+            return AccountStatus(account, NotSetUp())
         try:
-            session = await self._store.get_session(chat_id)
+            session = await self._store.get_session(chat_id, account.key)
         except SessionUnreadable:
-            return Unreadable()
-        if session is None:
-            return NotLinked()
+            return AccountStatus(account, Unreadable())
+        if session is None:  # logged out meanwhile
+            return AccountStatus(account, Unreadable())
         try:
-            account = await self._spaces.check(session.sid)
-        except SpacesAPIError as exc:
-            if exc.is_session_gone:
-                # The person sees it right here, so no separate notice follows.
-                await self._store.end_session(chat_id, session.sid, utcnow(), notify=False)
-                return Gone(session, replaced=exc.session_replaced)
-            return Unconfirmed(session, exc)
-        except SpacesError as exc:
-            return Unconfirmed(session, exc)
+            outcome = await service.check(session.secrets, detailed=True)
+        except Exception:
+            # `check` never raises for what the service does: this is a bug, logged once.
+            log.exception("checking a %s session of chat %s failed", account.key.service, chat_id)
+            return AccountStatus(account, Unreadable())
         now = utcnow()
-        await self._store.confirm_session(chat_id, session.sid, account, now)
-        session = await self._store.get_session(chat_id) or session
-        # The check answer carries them; getTopCounts only for an answer that did not.
-        counters: Counters | None = account.counters
-        if counters is None:
-            try:
-                counters = await self._spaces.top_counts(session.sid)
-            except SpacesError as exc:
-                log.debug("counters unavailable for chat %s: %s", chat_id, exc)
-        return Active(session, account, counters)
+        if isinstance(outcome, Ended):
+            # The person sees it right here, so no separate notice follows.
+            await self._store.end_session(chat_id, account.key, session.secrets, now, notify=False)
+        elif isinstance(outcome, Confirmed):
+            await self._store.confirm_session(
+                chat_id,
+                account.key,
+                session.secrets,
+                now,
+                display_name=outcome.display_name,
+                renewed=outcome.renewed,
+            )
+        fresh = {a.key: a for a in await self._store.accounts(chat_id)}
+        return AccountStatus(fresh.get(account.key, account), outcome)
 
-    async def logout(self, chat_id: int) -> LogoutResult:
-        """End the session at Spaces if it answers, and forget it here in any case."""
+    async def logout(self, chat_id: int, account: StoredAccount) -> LogoutResult:
+        """End the session at its service if it answers, and forget it here in any case."""
+        service = self._services.get(account.key.service)
         try:
-            session = await self._store.get_session(chat_id)
+            session = await self._store.get_session(chat_id, account.key)
         except SessionUnreadable:
-            await self._store.delete_session(chat_id)
-            return LogoutResult(was_linked=True, nickname=None, ended_at_spaces=False)
-        if session is None:
-            return LogoutResult(was_linked=False, nickname=None, ended_at_spaces=False)
-        ended = True
-        try:
-            await self._spaces.logout(session.sid)
-        except SpacesAPIError as exc:
-            # A session Spaces no longer knows is ended all the same.
-            ended = exc.is_session_gone
-        except SpacesError as exc:
-            log.info("logout of chat %s not confirmed by Spaces: %s", chat_id, exc)
-            ended = False
-        await self._store.delete_session(chat_id)
-        return LogoutResult(was_linked=True, nickname=session.nickname, ended_at_spaces=ended)
+            session = None
+        if session is None or service is None:
+            await self._store.delete_session(chat_id, account.key)
+            return LogoutResult(account, False, LogoutOutcome.NOT_CONFIRMED)
+        outcome = await service.logout(session.secrets)
+        if not outcome.ended:
+            log.info("logout of a %s session of chat %s not confirmed", service.info.id, chat_id)
+        await self._store.delete_session(chat_id, account.key)
+        return LogoutResult(account, True, outcome)
 
-    async def forget(self, chat_id: int, telegram_user_id: int) -> LogoutResult:
-        """Everything the bot holds about the chat goes: the session (logged out at Spaces
-        first), the chat's record and its failed-login history."""
-        result = await self.logout(chat_id)
+    async def forget(self, chat_id: int, telegram_user_id: int) -> list[LogoutResult]:
+        """Everything the bot holds about the chat goes: its sessions (each logged out at its
+        service first), the chat's record and its failed-login history."""
+        results = [await self.logout(chat_id, a) for a in await self._store.accounts(chat_id)]
         await self._owners.forget_chat(chat_id, telegram_user_id)
         log.info("chat %s asked to be forgotten", chat_id)
-        return result
+        return results

@@ -1,111 +1,92 @@
-"""Logging a chat in to Spaces: credentials in, a linked session or a captcha out."""
+"""Logging a chat in to a service: the answers in, a linked session or one more step out."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.domain import LinkedSession
+from bot.domain import AccountKey, LinkedSession, StoredAccount
+from bot.remote import (
+    LoggedIn,
+    LoginRefused,
+    NextStep,
+    OffersSignInLinks,
+    RefusalReason,
+    RemoteService,
+    Secrets,
+    SignInLink,
+    Step,
+)
 from bot.services.clock import utcnow
 from bot.services.guard import LoginGuard
-from bot.spaces import (
-    CaptchaRequired,
-    LoginCookies,
-    OAuthLink,
-    SpacesAPIError,
-    SpacesClient,
-    SpacesError,
-    codes,
-)
+from bot.services.registry import ServiceRegistry
 from bot.storage.crypto import Cipher, DecryptError
 from bot.storage.store import SessionUnreadable, Store
 
 log = logging.getLogger(__name__)
 
-# Credentials are checked here so that nothing absurd is ever sent to Spaces.
-LOGIN_MAX_CHARS = 64
-PASSWORD_MAX_CHARS = 128
-CAPTCHA_MAX_CHARS = 16
-# How long a password may wait, encrypted, for the person to solve a captcha.
-PENDING_PASSWORD_SECONDS = 300
-# The social sign-in links rarely change; kept this long, /login never waits for them.
-OAUTH_LINKS_TTL_SECONDS = 600.0
+# How long a secret answer (a password) may wait, sealed, for the next step (a captcha).
+PENDING_SECRET_SECONDS = 300
+# Sign-in links through other networks rarely change; kept this long, /login never waits.
+SIGN_IN_LINKS_TTL_SECONDS = 600.0
+# Refusals that say the credentials were wrong: these count towards the brute-force limit.
+_COUNTED = frozenset({RefusalReason.BAD_CREDENTIALS, RefusalReason.UNKNOWN_ACCOUNT})
 
 
 @dataclass(frozen=True, slots=True)
-class LoggedIn:
+class Linked:
     session: LinkedSession
-    replaced_nickname: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class CaptchaChallenge:
-    image: bytes = field(repr=False)
-    wrong_answer: bool
-    # What this attempt must send back with the answer: keep it with the attempt (sealed).
-    cookies: LoginCookies = field(default_factory=LoginCookies, repr=False)
+    # The chat already held a session of this same account; it was replaced (and logged
+    # out at the service when it was another session).
+    replaced: bool
 
 
 class PendingExpired(Exception):
-    """The password kept for a captcha is too old or no longer opens: ask for it again."""
-
-
-def clean_login(text: str | None) -> str | None:
-    # Phones are often typed with spaces; no Spaces login contains any.
-    value = "".join((text or "").split())
-    if not value or len(value) > LOGIN_MAX_CHARS or not value.isprintable():
-        return None
-    if value.startswith("/"):
-        return None  # a command typed by mistake, never a Spaces login
-    return value
-
-
-def clean_password(text: str | None) -> str | None:
-    value = text or ""
-    if not value.strip() or len(value) > PASSWORD_MAX_CHARS or not value.isprintable():
-        return None
-    return value
-
-
-def clean_captcha(text: str | None) -> str | None:
-    value = "".join((text or "").split())
-    if not value or len(value) > CAPTCHA_MAX_CHARS or not value.isalnum():
-        return None
-    return value
+    """What a waiting step kept is too old or no longer opens: start again."""
 
 
 class PasswordSeal:
-    """Keeps a password, and the login attempt's cookies, encrypted (bound to the chat and
-    to what they are, time-limited) while a captcha waits."""
+    """Keeps a login's secret answers, and the attempt's own state (e.g. captcha cookies),
+    sealed — bound to the chat and to what they are, time-limited — while a step waits."""
 
-    def __init__(self, cipher: Cipher, ttl_seconds: float = PENDING_PASSWORD_SECONDS) -> None:
+    def __init__(self, cipher: Cipher, ttl_seconds: float = PENDING_SECRET_SECONDS) -> None:
         self._cipher = cipher
         self._ttl = ttl_seconds
 
-    def seal(self, chat_id: int, password: str) -> str:
-        return self._seal(chat_id, "pending_password", password)
+    def seal(self, chat_id: int, step: Step, answer: str) -> str:
+        return self._seal(chat_id, f"pending_{step.value}", answer)
 
-    def open(self, chat_id: int, token: str | None) -> str:
-        return self._open(chat_id, "pending_password", token)
+    def open(self, chat_id: int, step: Step, token: object) -> str:
+        return self._open(chat_id, f"pending_{step.value}", token)
 
-    def seal_cookies(self, chat_id: int, cookies: LoginCookies) -> str | None:
-        """None when the attempt has no cookies: nothing to keep."""
-        return self._seal(chat_id, "pending_cookies", cookies.dump()) if cookies else None
+    def seal_attempt(self, chat_id: int, attempt: Secrets) -> str | None:
+        """None when the attempt keeps nothing."""
+        if not attempt:
+            return None
+        return self._seal(chat_id, "pending_attempt", json.dumps(dict(attempt)))
 
-    def open_cookies(self, chat_id: int, token: str | None) -> LoginCookies:
-        """No token: the attempt had no cookies. A token that does not open: PendingExpired."""
+    def open_attempt(self, chat_id: int, token: object) -> dict[str, str]:
+        """No token: the attempt kept nothing. A token that does not open: PendingExpired."""
         if not token:
-            return LoginCookies()
-        return LoginCookies.load(self._open(chat_id, "pending_cookies", token))
+            return {}
+        try:
+            value = json.loads(self._open(chat_id, "pending_attempt", token))
+        except ValueError:
+            raise PendingExpired from None
+        if not isinstance(value, dict):
+            raise PendingExpired
+        return {str(k): str(v) for k, v in value.items()}
 
     def _seal(self, chat_id: int, purpose: str, secret: str) -> str:
         expires = int(time.time() + self._ttl)
         return self._cipher.encrypt(f"{expires}:{secret}", context=f"fsm:{chat_id}:{purpose}")
 
-    def _open(self, chat_id: int, purpose: str, token: str | None) -> str:
-        if not token:
+    def _open(self, chat_id: int, purpose: str, token: object) -> str:
+        if not isinstance(token, str) or not token:
             raise PendingExpired
         try:
             plain = self._cipher.decrypt(token, context=f"fsm:{chat_id}:{purpose}")
@@ -117,108 +98,119 @@ class PasswordSeal:
         return secret
 
 
-# Answers that mean the credentials were wrong: these count towards the brute-force limit.
-_FAILED_CREDENTIALS = frozenset({codes.USER_NOT_FOUND, codes.WRONG_LOGIN_OR_PASSWORD})
+def guard_name(service_id: str, answers: Mapping[Step, str]) -> str:
+    """What the brute-force limit counts per service besides the person: the login name."""
+    return f"{service_id}:{answers.get(Step.LOGIN_NAME, '')}"
 
 
 class LoginService:
     def __init__(
         self,
-        spaces: SpacesClient,
+        services: ServiceRegistry,
         store: Store,
         check_interval: float,
         guard: LoginGuard | None = None,
+        seal: PasswordSeal | None = None,
     ) -> None:
-        self._spaces = spaces
+        self.services = services
+        self.seal = seal  # keeps secret answers while a login waits for its next step
         self._store = store
         self._check_interval = timedelta(seconds=check_interval)
         self._guard = guard
-        self._links: tuple[float, list[OAuthLink]] | None = None
+        self._links: dict[str, tuple[float, list[SignInLink]]] = {}
 
-    def cached_oauth_links(self) -> list[OAuthLink] | None:
-        """The social sign-in links fetched lately, or None when they must be asked for."""
-        if self._links is None or time.monotonic() - self._links[0] > OAUTH_LINKS_TTL_SECONDS:
+    def cached_sign_in_links(self, service_id: str) -> list[SignInLink] | None:
+        """Links fetched lately, or None when they must be asked for; [] when the service
+        has none."""
+        if not isinstance(self.services.get(service_id), OffersSignInLinks):
+            return []
+        cached = self._links.get(service_id)
+        if cached is None or time.monotonic() - cached[0] > SIGN_IN_LINKS_TTL_SECONDS:
             return None
-        return self._links[1]
+        return cached[1]
 
-    async def oauth_links(self) -> list[OAuthLink]:
-        """Social sign-in links, or none when Spaces cannot give them now."""
-        cached = self.cached_oauth_links()
+    async def sign_in_links(self, service_id: str) -> list[SignInLink]:
+        cached = self.cached_sign_in_links(service_id)
         if cached is not None:
             return cached
-        try:
-            # Only links into Spaces (any of its mirrors) come back: an answer is data.
-            links = await self._spaces.oauth_links()
-        except SpacesError as exc:
-            log.info("social sign-in links unavailable: %s", exc)
+        service = self.services.get(service_id)
+        if not isinstance(service, OffersSignInLinks):
             return []
-        self._links = (time.monotonic(), links)
+        links = await service.sign_in_links()
+        if links:
+            self._links[service_id] = (time.monotonic(), links)
         return links
+
+    async def ensure_not_locked(
+        self, telegram_user_id: int, service_id: str, answers: Mapping[Step, str]
+    ) -> None:
+        """Raises LoginLocked when this person or this login has failed too often lately."""
+        if self._guard is not None:
+            await self._guard.check(telegram_user_id, guard_name(service_id, answers))
 
     async def login(
         self,
         *,
         chat_id: int,
         telegram_user_id: int,
-        login: str,
-        password: str,
-        captcha_code: str | None = None,
-        cookies: LoginCookies | None = None,
-    ) -> LoggedIn | CaptchaChallenge:
-        """Raises SpacesError for every answer that is neither a session nor a captcha, and
-        LoginLocked (sending nothing to Spaces) after too many failed attempts. `cookies`
-        are the attempt's own, from its previous CaptchaChallenge."""
+        service: RemoteService,
+        answers: Mapping[Step, str],
+        attempt: Secrets | None = None,
+    ) -> Linked | NextStep:
+        """Raises LoginRefused / ServiceUnavailable for every answer that is neither a
+        session nor a further step, and LoginLocked (sending nothing) after too many failed
+        attempts. `attempt` is the previous NextStep's."""
+        service_id = service.info.id
+        name = guard_name(service_id, answers)
         if self._guard is not None:
-            await self._guard.check(telegram_user_id, login)
+            await self._guard.check(telegram_user_id, name)
         try:
-            account = await self._spaces.login(
-                login, password, captcha_code=captcha_code, cookies=cookies
-            )
-        except CaptchaRequired as challenge:
-            image = await self._spaces.fetch_captcha(
-                challenge.captcha_url, cookies=challenge.cookies
-            )
-            return CaptchaChallenge(
-                image=image, wrong_answer=challenge.wrong_answer, cookies=challenge.cookies
-            )
-        except SpacesAPIError as exc:
-            if self._guard is not None and exc.code in _FAILED_CREDENTIALS:
-                await self._guard.failed(telegram_user_id, login)
+            result = await service.login(answers, attempt=attempt)
+        except LoginRefused as exc:
+            if self._guard is not None and exc.reason in _COUNTED:
+                await self._guard.failed(telegram_user_id, name)
             raise
+        if isinstance(result, NextStep):
+            return result
+        assert isinstance(result, LoggedIn)
         if self._guard is not None:
-            await self._guard.succeeded(telegram_user_id, login)
+            await self._guard.succeeded(telegram_user_id, name)
 
-        replaced = await self._end_previous(chat_id, new_sid=account.sid)
+        remote = result.session
+        key = AccountKey(remote.service, remote.account_id)
+        replaced = await self._end_previous(chat_id, service, key, remote.secrets)
         now = utcnow()
         session = await self._store.save_session(
-            chat_id, telegram_user_id, account, now, next_check_at=now + self._check_interval
+            chat_id, telegram_user_id, remote, now, next_check_at=now + self._check_interval
         )
-        log.info("chat %s linked to Spaces user %s", chat_id, account.user_id)
-        return LoggedIn(session=session, replaced_nickname=replaced)
+        log.info("chat %s linked to a %s account", chat_id, service_id)
+        return Linked(session=session, replaced=replaced)
 
-    async def ensure_not_locked(self, telegram_user_id: int, login: str) -> None:
-        """Raises LoginLocked when this person or this login has failed too often lately."""
-        if self._guard is not None:
-            await self._guard.check(telegram_user_id, login)
+    async def known_account(self, chat_id: int, tag: str) -> StoredAccount | None:
+        """The chat's account behind a button's tag, ended or not (to log in again as it)."""
+        for account in await self._store.accounts(chat_id):
+            if account.key.tag == tag:
+                return account
+        return None
 
-    async def known_nickname(self, chat_id: int) -> str | None:
-        """The nickname of the chat's session, ended or not (to log in again as it)."""
+    async def accounts(self, chat_id: int) -> list[StoredAccount]:
+        return await self._store.accounts(chat_id)
+
+    async def _end_previous(
+        self, chat_id: int, service: RemoteService, key: AccountKey, new: Secrets
+    ) -> bool:
+        """The chat's earlier session of this same account, logged out at the service when
+        it is another one; the chat's other sessions are not touched."""
         try:
-            session = await self._store.get_session(chat_id)
+            old = await self._store.get_session(chat_id, key)
         except SessionUnreadable:
-            return None
-        return None if session is None else session.nickname
-
-    async def _end_previous(self, chat_id: int, *, new_sid: str) -> str | None:
-        try:
-            old = await self._store.get_session(chat_id)
-        except SessionUnreadable:
-            log.warning("chat %s had an unreadable session; replacing it", chat_id)
-            return None
-        if old is None or old.sid == new_sid:
-            return None if old is None else old.nickname
-        try:
-            await self._spaces.logout(old.sid)
-        except SpacesError as exc:
-            log.info("old session of chat %s not logged out at Spaces: %s", chat_id, exc)
-        return old.nickname
+            log.warning("chat %s had an unreadable %s session; replacing it", chat_id, key.service)
+            return True
+        if old is None:
+            return False
+        if dict(old.secrets) != dict(new):
+            outcome = await service.logout(old.secrets)
+            if not outcome.ended:
+                log.info("old %s session of chat %s not logged out: %s", key.service, chat_id,
+                         outcome.value)  # fmt: skip
+        return True

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from enum import StrEnum
 
@@ -35,7 +35,14 @@ from bot.telegram_retry import paced
 
 log = logging.getLogger(__name__)
 
-RELOGIN = "relogin"
+RELOGIN = "relogin"  # callback data of "log in again" buttons: RELOGIN:<account tag>
+
+
+def relogin_data(tag: str) -> str:
+    """The relogin button of one account (domain.AccountKey.tag): it names what it acts on."""
+    return f"{RELOGIN}:{tag}"
+
+
 PER_CHAT_INTERVAL = 1.0
 MAX_RETRY_AFTER_ROUNDS = 8
 # A notice that could not be sent for a reason that may pass is tried again after this.
@@ -119,6 +126,7 @@ class Notifier:
         i18n: PoI18n,
         admin_ids: Iterable[int],
         *,
+        service_names: Callable[[str], str] = str,
         concurrency: int = 8,
         batch_size: int = 100,
     ) -> None:
@@ -126,6 +134,7 @@ class Notifier:
         self._sender = sender
         self._i18n = i18n
         self._admin_ids = sorted(set(admin_ids))
+        self._service_name = service_names
         self._concurrency = concurrency
         self._batch_size = batch_size
 
@@ -168,15 +177,19 @@ class Notifier:
 
     async def _deliver(self, notice: ExpiryNotice) -> bool:
         locale = notice.language or locale_for_language_code(notice.language_code)
+        service = self._service_name(notice.key.service)
         text = self._i18n.text(
             "notice-session-ended",
             locale,
-            nickname=notice.nickname,
+            service=service,
+            nickname=notice.display_name,
             confirmed_at=self._i18n.moment(notice.last_confirmed_at, utcnow(), locale),
         )
         button = InlineKeyboardButton(
-            text=self._i18n.plain("button-relogin", locale, nickname=notice.nickname),
-            callback_data=RELOGIN,
+            text=self._i18n.plain(
+                "button-relogin", locale, service=service, nickname=notice.display_name
+            ),
+            callback_data=relogin_data(notice.key.tag),
         )
         markup = InlineKeyboardMarkup(inline_keyboard=[[button]])
         try:
@@ -185,23 +198,24 @@ class Notifier:
             # The claim stays: a notice that may have gone out is never sent twice.
             log.exception("sending the expiry notice to chat %s failed", notice.chat_id)
             raise
+        chat, key = notice.chat_id, notice.key
         if outcome is SendOutcome.DELIVERED:
-            await self._store.finish_notice(notice.chat_id, delivered=True)
+            await self._store.finish_notice(chat, key, delivered=True)
             return True
         if outcome is SendOutcome.BLOCKED:
-            await self._store.mark_chat_blocked(notice.chat_id, utcnow())
-            await self._store.finish_notice(notice.chat_id, delivered=False)
+            await self._store.mark_chat_blocked(chat, utcnow())
+            await self._store.finish_notice(chat, key, delivered=False)
         elif outcome is SendOutcome.FAILED:
             retry_at = utcnow() + timedelta(seconds=NOTICE_RETRY_SECONDS)
-            await self._store.finish_notice(notice.chat_id, delivered=False, retry_at=retry_at)
+            await self._store.finish_notice(chat, key, delivered=False, retry_at=retry_at)
         else:
-            await self._store.finish_notice(notice.chat_id, delivered=True)
+            await self._store.finish_notice(chat, key, delivered=True)
         return False
 
-    async def tell_admins(self, key: str) -> None:
+    async def tell_admins(self, key: str, **params: str) -> None:
         for admin_id in self._admin_ids:
             chosen, reported = await self._store.chat_languages(admin_id)
             locale = chosen or locale_for_language_code(reported)
-            outcome = await self._sender.send(admin_id, self._i18n.text(key, locale))
+            outcome = await self._sender.send(admin_id, self._i18n.text(key, locale, **params))
             if outcome is not SendOutcome.DELIVERED:
                 log.warning("owner %s was not told %s: %s", admin_id, key, outcome.value)

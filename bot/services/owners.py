@@ -35,9 +35,10 @@ class OwnerService:
         """Ban, then log out and delete every session that person linked."""
         await self._owners.set_access(user_id, admin_id=admin_id, now=utcnow(), banned=True)
         ended = 0
-        for chat_id in await self._owners.chats_of_user(user_id):
-            result = await self._accounts.logout(chat_id)
-            ended += int(result.was_linked)
+        for chat_id in sorted(set(await self._owners.chats_of_user(user_id))):
+            for account in await self._accounts.accounts(chat_id):
+                await self._accounts.logout(chat_id, account)
+                ended += 1
         await self._owners.audit(admin_id, "ban", utcnow(), target=str(user_id), detail=str(ended))
         return BanResult(sessions_ended=ended)
 

@@ -1,9 +1,11 @@
-"""The session watch: checks every stored session at Spaces and reports the ones that ended.
+"""The session watch: checks every stored session at its service and reports the ones
+that ended.
 
-Only a definitive answer ends a session (01001, 01004, 01005 on `check`). Everything else —
-HTTP errors, timeouts, HTML, broken JSON, 00007 — is transient: the session is checked again
-later with backoff and nobody is told. When most checks fail at once, Spaces is taken to be
-down: no session is touched and the owners are told once (and once when it is back).
+Each service's adapter decides what a check meant (bot.remote's CheckOutcome): only Ended
+ends a session; a Transient outcome is checked again later with backoff and nobody is told.
+When most checks of one service fail at once, that service is taken to be down: none of its
+sessions is touched and the owners are told once (and once when it is back); the other
+services' sessions go on as usual.
 """
 
 from __future__ import annotations
@@ -15,26 +17,44 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Final
 
 from bot.domain import DueSession
+from bot.remote import (
+    CheckOutcome,
+    Confirmed,
+    Ended,
+    Sentence,
+    Transient,
+    TransientReason,
+    Verdict,
+    outcome_labels,
+)
 from bot.services.clock import utcnow
 from bot.services.notifier import Notifier
 from bot.services.pacing import RateLimiter
-from bot.spaces import Account, SpacesAPIError, SpacesClient, SpacesError
-from bot.storage.store import Store
+from bot.services.registry import ServiceRegistry
+from bot.storage.store import CheckConfirmed, Store
 
 log = logging.getLogger(__name__)
 
-REACHABILITY_KEY = "spaces_reachability"
+
+def reachability_key(service_id: str) -> str:
+    """The meta row that remembers whether a service looked down ("spaces_reachability")."""
+    return f"{service_id}_reachability"
+
+
+# What a session that could not be checked at all counts as (a bug, logged where caught).
+_UNEXPECTED: Final = Transient(TransientReason.UNEXPECTED, Sentence("error-generic"))
 
 
 @dataclass(frozen=True, slots=True)
 class WatchConfig:
     interval: float
     concurrency: int = 4
-    spaces_rate: float = 2.0  # requests per second towards Spaces; 0 = no limit
+    spaces_rate: float = 2.0  # requests per second towards each service; 0 = no limit
     batch_size: int = 200
-    # While Spaces looks down, only this many sessions are tried per round.
+    # While a service looks down, only this many of its sessions are tried per round.
     probe_size: int = 3
 
     @property
@@ -47,7 +67,7 @@ class WatchConfig:
 
 
 class OutageDetector:
-    """Decides from recent check outcomes whether Spaces as a whole is down.
+    """Decides from recent check outcomes whether one service as a whole is down.
 
     Down: at least `min_samples` of the last `window` checks, and `threshold` of them,
     failed transiently. Up again: the last `recover_after` checks all got a definitive answer.
@@ -74,39 +94,30 @@ class OutageDetector:
                 self.down = True
 
 
-@dataclass(frozen=True, slots=True)
-class _Confirmed:
-    account: Account
-
-
-@dataclass(frozen=True, slots=True)
-class _Ended:
-    code: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Transient:
-    reason: str
-
-
-_Outcome = _Confirmed | _Ended | _Transient
-
-
 @dataclass
 class SweepReport:
     checked: int = 0
-    outcomes: Counter[str] = field(default_factory=Counter)
+    # (service, verdict, reason) -> count; the labels of /stats and /metrics
+    outcomes: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     ended: int = 0
     notices: int = 0
-    spaces_down: bool = False
+    down: set[str] = field(default_factory=set)  # services that looked down
     skipped_unreadable: int = 0
+
+    def stat_counts(self) -> dict[str, int]:
+        """Hourly stat buckets: checks per service and verdict, and notices."""
+        counts: Counter[str] = Counter()
+        for (service, verdict, _), n in self.outcomes.items():
+            counts[f"{service}:{verdict}"] += n
+        counts["notices"] += self.notices
+        return dict(counts)
 
 
 class SessionWatch:
     def __init__(
         self,
         store: Store,
-        spaces: SpacesClient,
+        services: ServiceRegistry,
         notifier: Notifier,
         config: WatchConfig,
         *,
@@ -114,15 +125,18 @@ class SessionWatch:
         stats: Callable[[Mapping[str, int], datetime], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
-        self._spaces = spaces
+        self._services = services
         self._notifier = notifier
         self._config = config
         self._rng = rng or random.Random()
-        self._limiter = RateLimiter(config.spaces_rate)
-        self.detector = OutageDetector()
+        # Each service has its own pace and its own outage: one being down slows no other.
+        self._limiters = {s.info.id: RateLimiter(config.spaces_rate) for s in services}
+        self.detectors = {s.info.id: OutageDetector() for s in services}
         self.last_sweep_at: datetime | None = None
-        self.totals: Counter[str] = Counter()
-        self._reachability: str | None = None  # "up"/"down" as last stored or read; None: not yet
+        self.totals: Counter[tuple[str, str, str]] = Counter()
+        self.notices_sent = 0
+        # "up"/"down" per service as last stored or read; absent: not read yet
+        self._reachability: dict[str, str] = {}
         self._stats = stats
 
     # -- scheduling -------------------------------------------------------------------------
@@ -144,41 +158,65 @@ class SessionWatch:
         report = SweepReport()
         await self._restore_reachability()
         now = utcnow()
+        limit = self._config.batch_size
         while True:
-            limit = self._config.probe_size if self.detector.down else self._config.batch_size
             due, unreadable = await self._store.due_sessions(now, limit)
             if unreadable:
                 report.skipped_unreadable += len(unreadable)
-                for chat_id in unreadable:
-                    log.error("session of chat %s cannot be decrypted; skipped", chat_id)
+                for chat_id, key in unreadable:
+                    log.error(
+                        "a %s session of chat %s cannot be decrypted; skipped", key.service, chat_id
+                    )
                 await self._store.defer(unreadable, now + timedelta(seconds=self._config.interval))
             if not due:
                 break
-            outcomes = await self._check_batch(due)
-            await self._apply(due, outcomes, report)
+            checked, later = self._probes(due, now)
+            if later:
+                await self._store.record_checks(now, postponed=later)
+            outcomes = await self._check_batch(checked)
+            await self._apply(checked, outcomes, report)
             self.last_sweep_at = utcnow()  # progress, so a long sweep still counts as alive
-            if self.detector.down or len(due) < limit:
+            if len(due) < limit or len(checked) < len(due):
                 break
             now = utcnow()
         report.notices = await self._notifier.deliver_pending()
         self.last_sweep_at = utcnow()
         self.totals.update(report.outcomes)
-        self.totals["notices"] += report.notices
+        self.notices_sent += report.notices
         if self._stats is not None:
-            await self._stats({**report.outcomes, "notices": report.notices}, utcnow())
+            await self._stats(report.stat_counts(), utcnow())
         if report.checked or report.notices:
             log.info(
                 "sweep: %d checked %s, %d ended, %d notices%s",
                 report.checked,
-                dict(report.outcomes),
+                {"/".join(k): v for k, v in report.outcomes.items()},
                 report.ended,
                 report.notices,
-                ", Spaces looks down" if report.spaces_down else "",
+                f", looks down: {', '.join(sorted(report.down))}" if report.down else "",
             )
         return await self._pause()
 
+    def _probes(
+        self, due: list[DueSession], now: datetime
+    ) -> tuple[list[DueSession], list[tuple[DueSession, datetime]]]:
+        """While a service looks down only `probe_size` of its sessions are asked per round;
+        the rest only move on in time (and so do sessions of a service no longer set up)."""
+        checked: list[DueSession] = []
+        later: list[tuple[DueSession, datetime]] = []
+        probes: Counter[str] = Counter()
+        for d in due:
+            detector = self.detectors.get(d.service)
+            if detector is None:
+                later.append((d, now + timedelta(seconds=self._config.interval)))
+            elif detector.down and probes[d.service] >= self._config.probe_size:
+                later.append((d, self._retry_after(now, d.failures)))
+            else:
+                probes[d.service] += 1
+                checked.append(d)
+        return checked, later
+
     async def _pause(self) -> float:
-        if self.detector.down:
+        if any(d.down for d in self.detectors.values()):
             return self._config.backoff_base
         next_due = await self._store.next_due_at()
         if next_due is None:
@@ -186,11 +224,11 @@ class SessionWatch:
         wait = (next_due - utcnow()).total_seconds()
         return min(max(wait, 0.05), self._config.max_sleep)
 
-    async def _check_batch(self, due: list[DueSession]) -> list[_Outcome]:
+    async def _check_batch(self, due: list[DueSession]) -> list[CheckOutcome]:
         """Outcomes in `due`'s order. `concurrency` workers each take the next session as soon
         as they are free: fewer tasks and wake-ups than a task per session behind a semaphore
         (about a third of the watcher's own CPU per check, bench/watch_bench.py)."""
-        outcomes: list[_Outcome] = [_Transient("not checked")] * len(due)
+        outcomes: list[CheckOutcome] = [_UNEXPECTED] * len(due)
         slots = iter(range(len(due)))
 
         async def worker() -> None:
@@ -201,75 +239,89 @@ class SessionWatch:
         await asyncio.gather(*(worker() for _ in range(workers)))
         return outcomes
 
-    async def _check(self, due: DueSession) -> _Outcome:
-        await self._limiter.acquire()
+    async def _check(self, due: DueSession) -> CheckOutcome:
+        await self._limiters[due.service].acquire()
         try:
-            return _Confirmed(await self._spaces.check(due.sid))
-        except SpacesAPIError as exc:
-            if exc.is_session_gone:
-                return _Ended(exc.code)
-            return _Transient(f"code {exc.code}")
-        except SpacesError as exc:
-            return _Transient(str(exc))
+            return await self._services[due.service].check(due.secrets)
         except Exception:
-            # One broken session must not stop the sweep for everyone else.
-            log.exception("checking the session of chat %s failed unexpectedly", due.chat_id)
-            return _Transient("unexpected")
+            # `check` never raises for what the service does: a bug, and one broken session
+            # must not stop the sweep for everyone else.
+            log.exception(
+                "checking a %s session of chat %s failed unexpectedly", due.service, due.chat_id
+            )
+            return _UNEXPECTED
 
     async def _apply(
-        self, due: list[DueSession], outcomes: list[_Outcome], report: SweepReport
+        self, due: list[DueSession], outcomes: list[CheckOutcome], report: SweepReport
     ) -> None:
         now = utcnow()
-        for outcome in outcomes:
-            self.detector.observe(isinstance(outcome, _Transient))
-            report.outcomes[type(outcome).__name__.strip("_").lower()] += 1
+        by_service: dict[str, list[tuple[DueSession, CheckOutcome]]] = {}
+        for d, outcome in zip(due, outcomes, strict=True):
+            by_service.setdefault(d.service, []).append((d, outcome))
+            report.outcomes[(d.service, *outcome_labels(outcome))] += 1
         report.checked += len(due)
 
-        if self.detector.down:
-            # Spaces looks down: no session changes; they are simply looked at later.
-            report.spaces_down = True
-            later = [(d, self._retry_after(now, d.failures)) for d in due]
-            await self._store.record_checks(now, postponed=later)
-            await self._set_reachability(up=False)
-            return
-
-        confirmed: list[tuple[DueSession, str, datetime]] = []
+        confirmed: list[CheckConfirmed] = []
         ended: list[DueSession] = []
         deferred: list[tuple[DueSession, datetime]] = []
-        for d, outcome in zip(due, outcomes, strict=True):
-            if isinstance(outcome, _Confirmed):
-                confirmed.append((d, outcome.account.nickname, self.next_check_after(now)))
-            elif isinstance(outcome, _Ended):
-                ended.append(d)
-            else:
-                deferred.append((d, self._retry_after(now, d.failures + 1)))
+        postponed: list[tuple[DueSession, datetime]] = []
+        decided: set[str] = set()
+        for service_id, pairs in by_service.items():
+            detector = self.detectors[service_id]
+            for _, outcome in pairs:
+                detector.observe(outcome.verdict is Verdict.TRANSIENT)
+            if detector.down:
+                # The service looks down: none of its sessions changes; they are simply
+                # looked at later.
+                report.down.add(service_id)
+                postponed += [(d, self._retry_after(now, d.failures)) for d, _ in pairs]
+                await self._set_reachability(service_id, up=False)
+                continue
+            for d, outcome in pairs:
+                if isinstance(outcome, Confirmed):
+                    next_at = self.next_check_after(now)
+                    confirmed.append(
+                        CheckConfirmed(d, outcome.display_name, outcome.renewed, next_at)
+                    )
+                    decided.add(service_id)
+                elif isinstance(outcome, Ended):
+                    ended.append(d)
+                    decided.add(service_id)
+                else:
+                    deferred.append((d, self._retry_after(now, d.failures + 1)))
         report.ended += await self._store.record_checks(
-            now, confirmed=confirmed, ended=ended, deferred=deferred
+            now, confirmed=confirmed, ended=ended, deferred=deferred, postponed=postponed
         )
-        if confirmed or ended:
-            await self._set_reachability(up=True)
+        for service_id in sorted(decided):
+            await self._set_reachability(service_id, up=True)
 
-    # -- Spaces reachability, told to the owners on change ------------------------------------
+    # -- each service's reachability, told to the owners on change ---------------------------
 
     async def _restore_reachability(self) -> None:
-        if self._reachability is None:
-            self._reachability = await self._store.get_meta(REACHABILITY_KEY) or "up"
-            self.detector.down = self._reachability == "down"
+        for service_id, detector in self.detectors.items():
+            if service_id not in self._reachability:
+                stored = await self._store.get_meta(reachability_key(service_id)) or "up"
+                self._reachability[service_id] = stored
+                detector.down = stored == "down"
 
-    async def _set_reachability(self, *, up: bool) -> None:
+    async def _set_reachability(self, service_id: str, *, up: bool) -> None:
         value = "up" if up else "down"
-        if self._reachability == value:
+        if self._reachability.get(service_id) == value:
             return  # as this watcher last stored or read it: no query per batch
         # Read again before a change: another process on this database may have told them.
-        stored = await self._store.get_meta(REACHABILITY_KEY) or "up"
-        self._reachability = stored
+        key = reachability_key(service_id)
+        stored = await self._store.get_meta(key) or "up"
+        self._reachability[service_id] = stored
         if stored == value:
             return
         # Stored first: the owners hear of each change once, even across a restart.
-        await self._store.set_meta(REACHABILITY_KEY, value)
-        self._reachability = value
-        log.warning("Spaces looks %s", "reachable again" if up else "unreachable")
-        await self._notifier.tell_admins("admin-spaces-up" if up else "admin-spaces-down")
+        await self._store.set_meta(key, value)
+        self._reachability[service_id] = value
+        log.warning("%s looks %s", service_id, "reachable again" if up else "unreachable")
+        await self._notifier.tell_admins(
+            "admin-service-up" if up else "admin-service-down",
+            service=self._services.display_name(service_id),
+        )
 
     # -- the background task ----------------------------------------------------------------
 

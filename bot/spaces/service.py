@@ -2,12 +2,12 @@
 
 Only 01001, 01004, 01005 and 01006/1 (another sign-in took its place) on `check` end a
 session; every other answer (HTTP errors, timeouts, HTML, broken JSON, 00007, other codes)
-is transient. The rules for what a person
-may type stay in bot/services/login.py until the handlers speak bot.remote (issue 12).
+is transient. What a person may type is checked here (`accept`) before anything is sent.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Final
 
@@ -21,6 +21,7 @@ from bot.remote import (
     LoginResult,
     LogoutOutcome,
     NextStep,
+    OffersSignInLinks,
     RefusalReason,
     RemoteService,
     RemoteSession,
@@ -28,16 +29,19 @@ from bot.remote import (
     Sentence,
     ServiceInfo,
     ServiceUnavailable,
+    SignInLink,
     Step,
+    TellsOwners,
     Transient,
     TransientReason,
 )
-from bot.services.login import clean_captcha, clean_login, clean_password
 from bot.spaces import codes
 from bot.spaces.client import SpacesClient
 from bot.spaces.cookies import LoginCookies
 from bot.spaces.errors import CaptchaRequired, SpacesAPIError, SpacesError, SpacesUnavailable
 from bot.spaces.types import Account
+
+log = logging.getLogger(__name__)
 
 SERVICE_ID: Final = "spaces"
 INFO: Final = ServiceInfo(SERVICE_ID, "Spaces", (Step.LOGIN_NAME, Step.PASSWORD))
@@ -57,12 +61,14 @@ _ENDED: Final = {
     codes.SESSION_NOT_FOUND: EndReason.NOT_FOUND,
     codes.USER_MODEL_NOT_CONSTRUCTED: EndReason.NOT_FOUND,
 }
-# Answers that mean the credentials were wrong: these count towards the brute-force limit.
-_BAD_CREDENTIALS: Final = frozenset({codes.USER_NOT_FOUND, codes.WRONG_LOGIN_OR_PASSWORD})
+# What a person may type is checked here, so that nothing absurd is ever sent to Spaces.
+LOGIN_MAX_CHARS: Final = 64
+PASSWORD_MAX_CHARS: Final = 128
+CAPTCHA_MAX_CHARS: Final = 16
 _ONLINE: Final = {True: "spaces-status-online", False: "spaces-status-offline"}
 
 
-class SpacesService(RemoteService):
+class SpacesService(RemoteService, OffersSignInLinks, TellsOwners):
     def __init__(self, client: SpacesClient) -> None:
         self._client = client
 
@@ -108,8 +114,12 @@ class SpacesService(RemoteService):
         except SpacesAPIError as exc:
             if exc.is_rate_limited:
                 reason = RefusalReason.RATE_LIMITED
-            elif exc.code in _BAD_CREDENTIALS:
+            elif exc.code == codes.WRONG_LOGIN_OR_PASSWORD:
                 reason = RefusalReason.BAD_CREDENTIALS
+            elif exc.code == codes.USER_NOT_FOUND:
+                reason = RefusalReason.UNKNOWN_ACCOUNT
+            elif exc.auth_error == codes.AUTH_ACCOUNT_BLOCKED:
+                reason = RefusalReason.BLOCKED
             else:
                 reason = RefusalReason.REFUSED
             raise LoginRefused(
@@ -157,6 +167,19 @@ class SpacesService(RemoteService):
             return LogoutOutcome.NOT_CONFIRMED
         return LogoutOutcome.LOGGED_OUT
 
+    async def sign_in_links(self) -> list[SignInLink]:
+        try:
+            # Only links into Spaces (any of its mirrors) come back: an answer is data.
+            links = await self._client.oauth_links()
+        except SpacesError as exc:
+            log.info("social sign-in links unavailable: %s", exc)
+            return []
+        return [SignInLink(link.provider, link.url) for link in links]
+
+    def owner_facts(self) -> tuple[Sentence, ...]:
+        # Which configured mirror answered last (the one requests go to now).
+        return (Sentence("admin-stats-mirror", {"mirror": self._client.base_url}),)
+
     async def _details(self, account: Account) -> tuple[Sentence, ...]:
         lines = [] if account.is_online is None else [Sentence(_ONLINE[account.is_online])]
         counters = account.counters
@@ -168,6 +191,30 @@ class SpacesService(RemoteService):
         counts = {"mail": counters.mail, "journal": counters.journal, "feed": counters.feed}
         lines.append(Sentence("status-counters", counts))
         return tuple(lines)
+
+
+def clean_login(text: str | None) -> str | None:
+    # Phones are often typed with spaces; no Spaces login contains any.
+    value = "".join((text or "").split())
+    if not value or len(value) > LOGIN_MAX_CHARS or not value.isprintable():
+        return None
+    if value.startswith("/"):
+        return None  # a command typed by mistake, never a Spaces login
+    return value
+
+
+def clean_password(text: str | None) -> str | None:
+    value = text or ""
+    if not value.strip() or len(value) > PASSWORD_MAX_CHARS or not value.isprintable():
+        return None
+    return value
+
+
+def clean_captcha(text: str | None) -> str | None:
+    value = "".join((text or "").split())
+    if not value or len(value) > CAPTCHA_MAX_CHARS or not value.isalnum():
+        return None
+    return value
 
 
 def error_sentence(error: SpacesAPIError) -> Sentence:

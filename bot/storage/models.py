@@ -55,21 +55,25 @@ class Meta(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
-class SpacesSession(Base):
-    """The Spaces session linked to one Telegram chat."""
+class RemoteSessionRow(Base):
+    """A session at a remote service linked to a Telegram chat: one per (chat, service,
+    account). Secrets are sealed one by one, bound to all three and to the secret's name."""
 
-    __tablename__ = "spaces_sessions"
+    __tablename__ = "remote_sessions"
 
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    service: Mapped[str] = mapped_column(String(32), primary_key=True)  # ServiceInfo.id
+    account_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     telegram_user_id: Mapped[int] = mapped_column(BigInteger)
-    spaces_user_id: Mapped[int] = mapped_column(BigInteger)
-    nickname: Mapped[str] = mapped_column(String(64))
-    sid_enc: Mapped[str] = mapped_column(Text)
-    ck_enc: Mapped[str] = mapped_column(Text)
+    display_name: Mapped[str] = mapped_column(String(64))
+    # JSON object: secret name -> cipher token (see storage/sessions.py for the context).
+    secrets_enc: Mapped[str] = mapped_column(Text)
+    # Carried over from spaces_sessions and still sealed under that table's context until
+    # the app re-seals it right after migrating (storage/keys.py, `reseal_legacy`).
+    legacy_seal: Mapped[bool] = mapped_column(Boolean, server_default=false())
     linked_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    # What the last definitive check said: active, unconfirmed (checks failing for a
-    # reason that is not the session's) or ended. See domain.SessionState.
+    # What the last definitive check said: see domain.SessionState.
     state: Mapped[str] = mapped_column(String(16), server_default="active")
     # When the watcher checks next; NULL once the session has ended.
     next_check_at: Mapped[datetime | None] = mapped_column(
@@ -78,13 +82,13 @@ class SpacesSession(Base):
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failures: Mapped[int] = mapped_column(Integer, server_default="0")
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # The expiry notice: none, pending, sending (claimed; never sent twice) or sent.
+    # The expiry notice's place in the outbox: see domain.NoticeState.
     notice: Mapped[str] = mapped_column(String(16), server_default="none")
     notice_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
-        Index("ix_spaces_sessions_next_check_at", "next_check_at"),
-        Index("ix_spaces_sessions_notice", "notice"),
+        Index("ix_remote_sessions_next_check_at", "next_check_at"),
+        Index("ix_remote_sessions_notice", "notice"),
     )
 
 

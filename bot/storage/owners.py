@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
 
@@ -18,7 +18,7 @@ from bot.storage.models import (
     Chat,
     LoginFailure,
     Person,
-    SpacesSession,
+    RemoteSessionRow,
     StatBucket,
 )
 
@@ -62,6 +62,8 @@ class Stats:
     people_24h: int
     people_7d: int
     events_24h: Mapping[str, int]
+    # service id -> session state -> count (services with no session are absent)
+    sessions_by_service: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 def _hour(at: datetime) -> datetime:
@@ -149,12 +151,19 @@ class OwnerStore:
 
     async def stats(self, now: datetime) -> Stats:
         day, week = now - timedelta(days=1), now - timedelta(days=7)
-        s = cast(Table, SpacesSession.__table__).c
+        s = cast(Table, RemoteSessionRow.__table__).c
         c = cast(Table, Chat.__table__).c
         b = cast(Table, StatBucket.__table__).c
         async with self._sessionmaker() as db:
-            grouped = await db.execute(select(s.state, func.count()).group_by(s.state))
-            by_state: dict[str, int] = {str(k): int(v) for k, v in grouped.all()}
+            grouped = await db.execute(
+                select(s.service, s.state, func.count()).group_by(s.service, s.state)
+            )
+            by_service: dict[str, dict[str, int]] = {}
+            by_state: dict[str, int] = {}
+            for service, state, n in grouped.all():
+                per = by_service.setdefault(str(service), {v.value: 0 for v in SessionState})
+                per[str(state)] = per.get(str(state), 0) + int(n)
+                by_state[str(state)] = by_state.get(str(state), 0) + int(n)
             private = c.chat_id > 0
             people = await db.execute(
                 select(
@@ -178,6 +187,7 @@ class OwnerStore:
         return Stats(
             sessions_total=sum(states.values()),
             sessions_by_state=states,
+            sessions_by_service=by_service,
             blocked_chats=int(blocked),
             people_total=int(total),
             people_24h=int(last_day),
@@ -186,7 +196,7 @@ class OwnerStore:
         )
 
     async def sessions_by_state(self) -> dict[str, int]:
-        s = cast(Table, SpacesSession.__table__).c
+        s = cast(Table, RemoteSessionRow.__table__).c
         async with self._sessionmaker() as db:
             grouped = await db.execute(select(s.state, func.count()).group_by(s.state))
             found = {str(k): int(v) for k, v in grouped.all()}
@@ -220,14 +230,14 @@ class OwnerStore:
     async def forget_chat(self, chat_id: int, user_id: int) -> None:
         """Delete what the bot holds about a chat: its session row, its chat row, failures."""
         async with self._sessionmaker.begin() as db:
-            await db.execute(delete(SpacesSession).where(SpacesSession.chat_id == chat_id))
+            await db.execute(delete(RemoteSessionRow).where(RemoteSessionRow.chat_id == chat_id))
             await db.execute(delete(Chat).where(Chat.chat_id == chat_id))
             await db.execute(delete(LoginFailure).where(LoginFailure.key == f"user:{user_id}"))
 
     async def chats_of_user(self, user_id: int) -> list[int]:
         """Chats whose session was linked by this user (for a ban)."""
-        query = select(SpacesSession.chat_id).where(
-            or_(SpacesSession.telegram_user_id == user_id, SpacesSession.chat_id == user_id)
+        query = select(RemoteSessionRow.chat_id).where(
+            or_(RemoteSessionRow.telegram_user_id == user_id, RemoteSessionRow.chat_id == user_id)
         )
         async with self._sessionmaker() as db:
             return list((await db.scalars(query)).all())

@@ -12,7 +12,7 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import Update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.app import Services, build_bot, build_dispatcher, build_services, build_spaces_client
+from bot.app import Services, build_bot, build_dispatcher, build_remote_services, build_services
 from bot.config import Settings
 from bot.handlers.steps import StepButton
 from bot.locales import PoI18n, build_i18n
@@ -61,6 +61,8 @@ class Harness:
         return await self.dp.fsm.get_context(self.bot, chat_id=chat_id, user_id=chat_id).get_data()
 
     def t(self, key: str, locale: str = "en", **params: Any) -> str:
+        """The sentence as the bot words it; about Spaces unless `service` says otherwise."""
+        params.setdefault("service", "Spaces")
         return self.i18n.text(key, locale, **params)
 
 
@@ -123,14 +125,14 @@ async def harness(
         **settings_overrides,
     )
     async with AiohttpTransport() as transport:  # the production transport
-        spaces = build_spaces_client(settings, transport)
+        remote_services = build_remote_services(settings, transport)
         bot = build_bot(settings)
         i18n = build_i18n(settings.zone)
         services = build_services(
             settings=settings,
             store=store,
             owners=OwnerStore(make_sessionmaker(engine)),
-            spaces=spaces,
+            remote_services=remote_services,
             cipher=cipher,
             bot=bot,
             i18n=i18n,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from bot.handlers.ui import LOGIN
+from tests.conftest import only_session
 from tests.conversation.conftest import CHAT, Harness, buttons, texts
 
 
@@ -8,7 +9,7 @@ async def log_in(h: Harness) -> None:
     await h.say("/login")
     await h.say("alice")
     await h.say("secret123")
-    assert await h.store.get_session(CHAT) is not None
+    assert await only_session(h.store, CHAT) is not None
 
 
 async def test_status_not_linked_says_how(h: Harness) -> None:
@@ -19,7 +20,7 @@ async def test_status_not_linked_says_how(h: Harness) -> None:
 
 async def test_status_live_shows_the_account_and_confirms(h: Harness) -> None:
     await log_in(h)
-    before = await h.store.get_session(CHAT)
+    before = await only_session(h.store, CHAT)
     h.spaces.state.set_counters(journal=2, feed=5, mail=1)
     checks = h.spaces.state.calls_summary()["counts"].get("check", 0)
     calls = await h.say("/status")
@@ -27,7 +28,7 @@ async def test_status_live_shows_the_account_and_confirms(h: Harness) -> None:
     text = texts(calls)[0]
     assert "Alice" in text and "1001" in text and h.t("status-online") in text
     assert h.t("status-counters", mail=1, journal=2, feed=5) in text
-    after = await h.store.get_session(CHAT)
+    after = await only_session(h.store, CHAT)
     assert before is not None and after is not None
     assert after.last_confirmed_at >= before.last_confirmed_at
 
@@ -46,16 +47,16 @@ async def test_status_when_spaces_is_down_keeps_the_session(h: Harness) -> None:
     h.spaces.state.set_mode("http500")
     calls = await h.say("/status")
     assert h.t("spaces-unavailable-http_status") in texts(calls)[0]
-    assert await h.store.get_session(CHAT) is not None
+    assert await only_session(h.store, CHAT) is not None
 
 
 async def test_logout_ends_the_session_at_spaces_and_here(h: Harness) -> None:
     await log_in(h)
-    session = await h.store.get_session(CHAT)
+    session = await only_session(h.store, CHAT)
     assert session is not None
     calls = await h.say("/logout")
     assert texts(calls) == [h.t("logout-done", nickname="Alice")]
-    assert await h.store.get_session(CHAT) is None
+    assert await only_session(h.store, CHAT) is None
     assert session.sid not in h.spaces.state.sessions  # type: ignore[attr-defined]
     calls = await h.say("/logout")
     assert texts(calls) == [h.t("logout-not-linked")]
@@ -66,7 +67,7 @@ async def test_logout_when_spaces_is_down_forgets_locally_and_says_so(h: Harness
     h.spaces.state.set_mode("html")
     calls = await h.say("/logout")
     assert texts(calls) == [h.t("logout-local-only", nickname="Alice")]
-    assert await h.store.get_session(CHAT) is None
+    assert await only_session(h.store, CHAT) is None
 
 
 async def test_status_in_a_group_points_to_the_private_chat(h: Harness) -> None:
@@ -86,7 +87,7 @@ async def test_status_of_a_session_replaced_by_another_sign_in_says_so(h: Harnes
     h.spaces.state.replace_sessions(1001)
     calls = await h.say("/status")
     assert h.t("spaces-auth-error-1") in texts(calls)[0]
-    session = await h.store.get_session(CHAT)
+    session = await only_session(h.store, CHAT)
     assert session is not None and session.state == "ended"
 
 

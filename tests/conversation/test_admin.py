@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from bot.services.broadcast import STOP_PREFIX
+from tests.conftest import only_session
 from tests.conversation.conftest import ADMIN, CHAT, Harness, buttons, step_data, texts
 
 STRANGER = 777
@@ -68,11 +69,11 @@ async def test_ban_logs_out_deletes_and_refuses_politely_once(h: Harness) -> Non
     await h.say("/login")
     await h.say("alice")
     await h.say("secret123")
-    session = await h.store.get_session(CHAT)
+    session = await only_session(h.store, CHAT)
     assert session is not None
     calls = await h.say(f"/ban {CHAT}", chat_id=ADMIN)
     assert texts(calls) == [h.t("admin-banned", user_id=CHAT, sessions=1)]
-    assert await h.store.get_session(CHAT) is None
+    assert await only_session(h.store, CHAT) is None
     assert session.sid not in h.spaces.state.sessions
     first = await h.say("/status")
     assert texts(first) == [h.t("access-banned")]
@@ -233,11 +234,11 @@ async def test_forget_deletes_everything_after_logging_out(h: Harness) -> None:
     await h.say("secret123")
     await h.say("/language")
     await h.press("lang:ru")
-    session = await h.store.get_session(CHAT)
+    session = await only_session(h.store, CHAT)
     assert session is not None
     calls = await h.say("/forget")
     await h.press(step_data(calls, "forget"))
-    assert await h.store.get_session(CHAT) is None
+    assert await only_session(h.store, CHAT) is None
     assert await h.store.chat_languages(CHAT) == (None, None)
     assert session.sid not in h.spaces.state.sessions
 

@@ -11,6 +11,7 @@ import pytest
 from aiogram.exceptions import TelegramAPIError
 
 from bot.logging_setup import Redactor, setup_logging
+from tests.conftest import only_session
 from tests.conversation.conftest import CHAT, Harness
 
 
@@ -35,7 +36,7 @@ async def test_login_and_a_failing_telegram_call_leak_nothing(
     await h.say("/login")
     await h.say("alice")
     await h.say("secret123")
-    session = await h.store.get_session(CHAT)
+    session = await only_session(h.store, CHAT)
     assert session is not None
     await h.say("/status")
     h.tg.fail_next("sendMessage", error_code=400, description="Bad Request: chat not found")

@@ -7,6 +7,7 @@ import pytest
 from bot.handlers import steps
 from bot.handlers.login import NEW_PICTURE, LoginFlow
 from bot.handlers.ui import LOGIN
+from tests.conftest import only_session
 from tests.conversation.conftest import CHAT, Harness, buttons, step_data, texts
 from tests.fakes.telegram_server import ApiCall
 
@@ -35,9 +36,9 @@ async def test_login_success_deletes_password_and_stores_encrypted_session(h: Ha
     assert await h.state() is None
     assert await h.fsm_data() == {}
 
-    session = await h.store.get_session(CHAT)
-    assert session is not None and session.nickname == "Alice" and session.spaces_user_id == 1001
-    assert session.sid in h.spaces.state.sessions  # type: ignore[attr-defined]
+    session = await only_session(h.store, CHAT)
+    assert session is not None and session.display_name == "Alice" and session.account_id == "1001"
+    assert session.secrets["sid"] in h.spaces.state.sessions  # type: ignore[attr-defined]
 
 
 async def test_password_never_reaches_fsm_storage(h: Harness) -> None:
@@ -60,7 +61,7 @@ async def test_captcha_wrong_then_right(h: Harness) -> None:
     assert await h.state() == LoginFlow.captcha.state
     calls = await h.say("4242")
     assert await h.state() is None
-    assert (await h.store.get_session(CHAT)) is not None
+    assert (await only_session(h.store, CHAT)) is not None
 
 
 @pytest.mark.parametrize(
@@ -74,7 +75,7 @@ async def test_login_failures_get_their_own_sentence(
     calls = await h.say(password)
     assert any(h.t(msg_key) in t for t in texts(calls))
     assert await h.state() is None
-    assert await h.store.get_session(CHAT) is None
+    assert await only_session(h.store, CHAT) is None
     assert any(b.get("callback_data") == LOGIN for b in buttons(calls))
 
 
@@ -178,13 +179,13 @@ async def test_a_finished_steps_button_cannot_restart_anything(h: Harness) -> No
     calls = await h.say("alice")
     cancel = step_data(calls, "cancel")
     await h.say("secret123")
-    assert await h.store.get_session(CHAT) is not None
+    assert await only_session(h.store, CHAT) is not None
     calls = await h.press(cancel, message_id=prompt_id(calls))
     assert [c.params.get("text") for c in calls if c.method == "answerCallbackQuery"] == [
         h.t("button-stale")
     ]
     assert [c.method for c in calls if c.method == "editMessageReplyMarkup"]
-    assert await h.store.get_session(CHAT) is not None
+    assert await only_session(h.store, CHAT) is not None
 
 
 async def test_buttons_from_before_step_tokens_are_out_of_date(h: Harness) -> None:
@@ -204,8 +205,8 @@ async def test_wrong_password_keeps_the_login_and_asks_only_the_password(h: Harn
     assert await h.state() == LoginFlow.password.state
     assert h.t("login-ask-password", login="alice") in texts(calls)
     await h.say("secret123")
-    session = await h.store.get_session(CHAT)
-    assert session is not None and session.nickname == "Alice"
+    session = await only_session(h.store, CHAT)
+    assert session is not None and session.display_name == "Alice"
 
 
 async def test_wrong_password_then_start_over_asks_the_login(h: Harness) -> None:
@@ -260,7 +261,7 @@ async def test_a_superseded_attempt_says_nothing_late(h: Harness) -> None:
     assert await h.state() == LoginFlow.login.state  # ...and does not end the new one
     await h.say("alice")
     await h.say("secret123")
-    assert await h.store.get_session(CHAT) is not None
+    assert await only_session(h.store, CHAT) is not None
 
 
 async def test_social_links_never_delay_the_first_prompt(h: Harness) -> None:
@@ -297,14 +298,14 @@ async def test_login_in_a_group_is_refused_and_nothing_typed_there_is_used(h: Ha
 async def test_relogin_replaces_and_logs_out_the_old_session(h: Harness) -> None:
     await walk_to_password(h)
     await h.say("secret123")
-    first = await h.store.get_session(CHAT)
+    first = await only_session(h.store, CHAT)
     assert first is not None
     await walk_to_password(h)
     await h.say("secret123")
-    second = await h.store.get_session(CHAT)
-    assert second is not None and second.sid != first.sid
-    assert first.sid not in h.spaces.state.sessions  # type: ignore[attr-defined]
-    assert second.sid in h.spaces.state.sessions  # type: ignore[attr-defined]
+    second = await only_session(h.store, CHAT)
+    assert second is not None and second.secrets["sid"] != first.secrets["sid"]
+    assert first.secrets["sid"] not in h.spaces.state.sessions  # type: ignore[attr-defined]
+    assert second.secrets["sid"] in h.spaces.state.sessions  # type: ignore[attr-defined]
 
 
 async def test_failed_password_delete_asks_the_person_to_delete_it(h: Harness) -> None:
@@ -314,7 +315,7 @@ async def test_failed_password_delete_asks_the_person_to_delete_it(h: Harness) -
     )
     calls = await h.say("secret123")
     assert h.t("login-delete-password-yourself") in texts(calls)
-    assert (await h.store.get_session(CHAT)) is not None
+    assert (await only_session(h.store, CHAT)) is not None
 
 
 async def test_start_and_help(h: Harness) -> None:
@@ -345,13 +346,13 @@ async def test_the_captcha_answer_goes_back_with_the_attempts_own_cookie(h: Harn
     await h.say("secret123")
     [handed_out] = h.spaces.state.captchas  # the pre-login sid set with the picture
     data = await h.fsm_data()
-    assert data.get("pending_cookies") and handed_out not in repr(data)  # sealed
+    assert data.get("pending_attempt") and handed_out not in repr(data)  # sealed
     await h.say("4242")
     assert await h.state() is None and await h.fsm_data() == {}
     answer = [c for c in h.spaces.state.calls if c.method == "login"][-1]
     assert answer.fields.get("code") == "4242" and answer.sid == handed_out
-    session = await h.store.get_session(CHAT)
-    assert session is not None and session.sid != handed_out
+    session = await only_session(h.store, CHAT)
+    assert session is not None and session.secrets["sid"] != handed_out
 
 
 async def test_a_cookie_never_goes_to_another_chats_attempt(h: Harness) -> None:
@@ -359,15 +360,15 @@ async def test_a_cookie_never_goes_to_another_chats_attempt(h: Harness) -> None:
     h.spaces.state.set_captcha("alice", True, "4242")
     await walk_to_password(h)
     await h.say("secret123")
-    mine = (await h.fsm_data()).get("pending_cookies")
+    mine = (await h.fsm_data()).get("pending_attempt")
     await h.say("/login", chat_id=other)
     await h.say("alice", chat_id=other)
     await h.say("secret123", chat_id=other)
-    theirs = (await h.fsm_data(other)).get("pending_cookies")
+    theirs = (await h.fsm_data(other)).get("pending_attempt")
     assert mine and theirs and mine != theirs
     # A sealed value moved into another chat does not open there.
     key = h.dp.fsm.get_context(h.bot, chat_id=other, user_id=other)
-    await key.update_data(pending_cookies=mine)
+    await key.update_data(pending_attempt=mine)
     calls = await h.say("4242", chat_id=other)
     assert texts(calls) == [h.t("login-expired")]
     assert h.spaces.state.calls_summary()["counts"]["login"] == 2  # nothing was sent
@@ -386,7 +387,7 @@ async def test_new_picture_sends_the_same_login_again_without_a_code(h: Harness)
     assert len(logins) == 2 and "code" not in logins[-1].fields
     assert logins[-1].sid == first  # the attempt's cookie went with it
     await h.say("4242")  # the newest picture's cookie is the one that counts
-    assert (await h.store.get_session(CHAT)) is not None
+    assert (await only_session(h.store, CHAT)) is not None
 
 
 @pytest.mark.parametrize(
@@ -413,7 +414,7 @@ async def test_each_auth_error_sub_code_has_its_sentence_and_step(
     if step_after is not None:
         assert (await h.fsm_data())["login"] == "alice"  # send the password again
         await h.say("secret123")
-        assert (await h.store.get_session(CHAT)) is not None
+        assert (await only_session(h.store, CHAT)) is not None
 
 
 async def test_auth_error_8_is_the_captcha_step(h: Harness) -> None:
@@ -424,7 +425,7 @@ async def test_auth_error_8_is_the_captcha_step(h: Harness) -> None:
     assert [c for c in calls if c.method == "sendPhoto"]
     assert await h.state() == LoginFlow.captcha.state
     await h.say("4242")
-    assert (await h.store.get_session(CHAT)) is not None
+    assert (await only_session(h.store, CHAT)) is not None
 
 
 @pytest.mark.parametrize(

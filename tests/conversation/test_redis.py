@@ -6,6 +6,7 @@ from aiogram.fsm.storage.redis import RedisStorage
 
 from bot.app import build_dispatcher
 from bot.handlers.login import LoginFlow
+from tests.conftest import only_session
 from tests.conversation.conftest import CHAT, Harness
 from tests.external import redis_url  # noqa: F401 - fixture
 
@@ -25,6 +26,6 @@ async def test_login_with_captcha_through_redis(h: Harness, redis_url: str) -> N
         h.dp = build_dispatcher(h.services, RedisStorage(storage.redis))
         await h.say("4242")
         assert await h.state() is None
-        assert await h.store.get_session(CHAT) is not None
+        assert await only_session(h.store, CHAT) is not None
     finally:
         await storage.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.spaces.errors import SERVER_TEXT_MAX_CHARS
+from tests.conftest import only_session
 from tests.conversation.conftest import CHAT, Harness
 from tests.conversation.test_account import log_in
 from tests.conversation.test_login import walk_to_password
@@ -23,7 +24,7 @@ async def fail_login_with(h: Harness, code: str, **extra: object) -> dict[str, A
     h.spaces.state.next_code("login", code, extra)
     messages = shown(await h.say("secret123"))
     assert len(messages) == 1
-    assert await h.store.get_session(CHAT) is None
+    assert await only_session(h.store, CHAT) is None
     return messages[0]
 
 
@@ -73,4 +74,4 @@ async def test_status_shows_the_servers_words_too(h: Harness) -> None:
     message = shown(await h.say("/status"))[0]
     assert h.t("spaces-code-00006") in message["text"]
     assert "Maintenance <until> 5 pm" in message["text"]
-    assert await h.store.get_session(CHAT) is not None
+    assert await only_session(h.store, CHAT) is not None

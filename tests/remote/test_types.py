@@ -48,6 +48,8 @@ def test_label_values_are_a_contract() -> None:
     assert [o.value for o in LogoutOutcome] == ["logged_out", "already_ended", "not_confirmed"]
     assert [r.value for r in RefusalReason] == [
         "bad_credentials",
+        "unknown_account",
+        "blocked",
         "rate_limited",
         "misconfigured",
         "refused",

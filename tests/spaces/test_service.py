@@ -85,7 +85,7 @@ async def test_a_captcha_is_the_next_step(service: SpacesService, fake: FakeSpac
         ({**ANSWERS, Step.PASSWORD: "nope"}, RefusalReason.BAD_CREDENTIALS, "spaces-code-01003"),
         (
             {**ANSWERS, Step.LOGIN_NAME: "nobody"},
-            RefusalReason.BAD_CREDENTIALS,
+            RefusalReason.UNKNOWN_ACCOUNT,
             "spaces-code-00003",
         ),
     ],

@@ -12,9 +12,12 @@ from bot.app import build_bot
 from bot.config import Settings
 from bot.locales import build_i18n
 from bot.services.notifier import Notifier, TelegramSender
+from bot.services.registry import ServiceRegistry
 from bot.services.watch import SessionWatch, WatchConfig
 from bot.spaces import Account, SpacesError
+from bot.spaces.service import SpacesService
 from bot.storage.store import Store
+from tests.conftest import spaces_session
 from tests.fakes.telegram_server import FakeTelegram
 
 ADMIN = 900
@@ -63,7 +66,9 @@ class WatchKit:
 
     async def link(self, chat_id: int, sid: str, nick: str = "Alice", *, due: bool = True) -> None:
         now = datetime.now(UTC)
-        await self.store.save_session(chat_id, chat_id, account(sid, nick), now, next_check_at=now)
+        await self.store.save_session(
+            chat_id, chat_id, spaces_session(sid, nick), now, next_check_at=now
+        )
 
     def notices(self, chat_id: int | None = None) -> list[str]:
         return [
@@ -84,9 +89,18 @@ def make_kit(store: Store, tg: FakeTelegram, bot: Bot):  # type: ignore[no-untyp
     def make(interval: float = 900.0, rate: float = 1000.0, notice_batch: int = 100) -> WatchKit:
         spaces = ScriptedSpaces()
         sender = TelegramSender(bot, rate=min(rate, 30.0))
-        notifier = Notifier(store, sender, build_i18n(), [ADMIN], batch_size=notice_batch)
         config = WatchConfig(interval=interval, concurrency=4, spaces_rate=0)
-        watch = SessionWatch(store, spaces, notifier, config, rng=random.Random(7))  # type: ignore[arg-type]
+        # The real Spaces adapter over a scripted client: the adapter's mapping is under test.
+        registry = ServiceRegistry([SpacesService(spaces)])  # type: ignore[arg-type]
+        notifier = Notifier(
+            store,
+            sender,
+            build_i18n(),
+            [ADMIN],
+            batch_size=notice_batch,
+            service_names=registry.display_name,
+        )
+        watch = SessionWatch(store, registry, notifier, config, rng=random.Random(7))
         return WatchKit(watch=watch, spaces=spaces, tg=tg, store=store, sender=sender)
 
     return make

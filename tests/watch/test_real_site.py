@@ -13,6 +13,7 @@ from bot.locales import build_i18n
 from bot.services.notifier import Notifier
 from bot.services.watch import SessionWatch, WatchConfig
 from bot.spaces import SpacesAPIError, SpacesClient
+from tests.conftest import only_session
 from tests.watch.conftest import ADMIN, WatchKit
 
 
@@ -23,7 +24,7 @@ async def test_a_session_replaced_by_another_sign_in_has_ended(
     await kit.link(1, "1111")
     kit.spaces.answers["1111"] = SpacesAPIError("01006", auth_error=sub_code)
     await kit.watch.sweep()
-    session = await kit.store.get_session(1)
+    session = await only_session(kit.store, 1)
     assert session is not None
     assert (session.state == SessionState.ENDED) is ended
     assert len(kit.tg.sent_messages(1)) == int(ended)

@@ -10,6 +10,7 @@ from bot.domain import SessionState
 from bot.locales import build_i18n
 from bot.services.watch import OutageDetector
 from bot.spaces import SpacesAPIError, SpacesUnavailable
+from tests.conftest import only_session
 from tests.watch.conftest import ADMIN, WatchKit, account
 
 I18N = build_i18n()
@@ -28,7 +29,7 @@ TRANSIENT = [
 
 
 async def state_of(kit: WatchKit, chat_id: int) -> SessionState:
-    session = await kit.store.get_session(chat_id)
+    session = await only_session(kit.store, chat_id)
     assert session is not None
     return session.state
 
@@ -49,7 +50,7 @@ async def test_expiry_is_told_once(kit: WatchKit, code: str) -> None:
     assert kit.tg.sent_messages(2) == []
     # Later sweeps, and a fresh watcher after a restart, say nothing more.
     await kit.watch.sweep()
-    session = await kit.store.get_session(1)
+    session = await only_session(kit.store, 1)
     assert session is not None and session.next_check_at is None
     await kit.store.defer([1], datetime.now(UTC))  # even if it were due again
     await kit.watch.sweep()
@@ -75,7 +76,7 @@ async def test_transient_failures_never_notify(kit: WatchKit, error: Exception) 
     kit.spaces.default = error
     await kit.watch.sweep()
     assert kit.tg.sent_messages() == []
-    session = await kit.store.get_session(1)
+    session = await only_session(kit.store, 1)
     assert session is not None and session.state == SessionState.UNCONFIRMED
     assert session.next_check_at is not None and session.next_check_at > datetime.now(UTC)
     # back to normal once Spaces answers
@@ -92,7 +93,7 @@ async def test_confirmed_sessions_are_spread_over_the_interval(kit: WatchKit) ->
     await kit.watch.sweep()
     times = []
     for chat in range(1, 41):
-        s = await kit.store.get_session(chat)
+        s = await only_session(kit.store, chat)
         assert s is not None and s.next_check_at is not None
         times.append((s.next_check_at - before).total_seconds())
     assert min(times) >= 900 * 0.9 - 1 and max(times) <= 900 * 1.1 + 1
@@ -247,7 +248,7 @@ async def test_relogin_during_a_check_is_not_overwritten(kit: WatchKit) -> None:
     kit.spaces.check = check_then_relogin  # type: ignore[method-assign]
     await kit.watch.sweep()
     kit.spaces.check = original_check  # type: ignore[method-assign]
-    session = await kit.store.get_session(1)
+    session = await only_session(kit.store, 1)
     assert session is not None and session.sid == "9999" and session.state == SessionState.ACTIVE
     assert kit.tg.sent_messages(1) == []
 
