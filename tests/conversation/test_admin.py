@@ -74,7 +74,7 @@ async def test_ban_logs_out_deletes_and_refuses_politely_once(h: Harness) -> Non
     calls = await h.say(f"/ban {CHAT}", chat_id=ADMIN)
     assert texts(calls) == [h.t("admin-banned", user_id=CHAT, sessions=1)]
     assert await only_session(h.store, CHAT) is None
-    assert session.sid not in h.spaces.state.sessions
+    assert session.secrets["sid"] not in h.spaces.state.sessions
     first = await h.say("/status")
     assert texts(first) == [h.t("access-banned")]
     again = await h.say("/login")
@@ -240,7 +240,7 @@ async def test_forget_deletes_everything_after_logging_out(h: Harness) -> None:
     await h.press(step_data(calls, "forget"))
     assert await only_session(h.store, CHAT) is None
     assert await h.store.chat_languages(CHAT) == (None, None)
-    assert session.sid not in h.spaces.state.sessions
+    assert session.secrets["sid"] not in h.spaces.state.sessions
 
 
 async def test_stats_name_the_mirror_that_answers(h: Harness) -> None:

@@ -66,12 +66,13 @@ async def test_background_notices_use_the_chosen_language(h: Harness) -> None:
     chosen, reported = await h.store.chat_languages(CHAT)
     assert (chosen, reported) == ("ru", "en")
     from bot.services.notifier import Notifier, TelegramSender
-    from tests.watch.conftest import account
+    from tests.conftest import spaces_session
 
     now = datetime.now(UTC)
-    await h.store.save_session(CHAT, CHAT, account("1234567890123456"), now)
-    await h.store.end_session(CHAT, "1234567890123456", now, notify=True)
-    notifier = Notifier(h.store, TelegramSender(h.bot, 25), h.i18n, [])
+    linked = await h.store.save_session(CHAT, CHAT, spaces_session("1234567890123456"), now)
+    await h.store.end_session(CHAT, linked.key, linked.secrets, now, notify=True)
+    names = h.services.remote_services.display_name
+    notifier = Notifier(h.store, TelegramSender(h.bot, 25), h.i18n, [], service_names=names)
     mark = h.tg.mark()
     assert await notifier.deliver_pending() == 1
     sent = h.tg.sent_messages(CHAT, after=mark)

@@ -47,9 +47,10 @@ async def test_login_and_a_failing_telegram_call_leak_nothing(
     logging.getLogger("test").error("request to %s/bot%s/getMe failed", h.tg.url, h.tg.token)
     output = log_stream.getvalue()
     assert "HTTP Request" in output or "chat" in output  # the log did get lines
-    for secret in (h.tg.token, session.sid, "secret123", f"sid={session.sid}"):
+    for secret in (h.tg.token, session.secrets["sid"], "secret123", f"sid={session.secrets['sid']}"):
         assert secret not in output
-    assert f"CK={session.ck}" not in output and f'"CK": "{session.ck}"' not in output
+    ck = session.secrets["ck"]
+    assert f"CK={ck}" not in output and f'"CK": "{ck}"' not in output
 
 
 def test_redactor_patterns() -> None:

@@ -34,7 +34,7 @@ async def test_migrations_up_down_up_and_the_store(pg_url: str, cipher: Cipher) 
         assert await store.verify_or_create_canary() is True
         await store.save_session(1, 1, account(), NOW, next_check_at=NOW)
         got = await store.get_session(1)
-        assert got is not None and got.sid == "6693985458435384" and got.linked_at == NOW
+        assert got is not None and got.secrets["sid"] == "6693985458435384" and got.linked_at == NOW
 
         due, unreadable = await store.due_sessions(NOW + timedelta(seconds=1), 10)
         assert [d.chat_id for d in due] == [1] and unreadable == []

@@ -249,7 +249,7 @@ async def test_relogin_during_a_check_is_not_overwritten(kit: WatchKit) -> None:
     await kit.watch.sweep()
     kit.spaces.check = original_check  # type: ignore[method-assign]
     session = await only_session(kit.store, 1)
-    assert session is not None and session.sid == "9999" and session.state == SessionState.ACTIVE
+    assert session is not None and session.secrets["sid"] == "9999" and session.state == SessionState.ACTIVE
     assert kit.tg.sent_messages(1) == []
 
 
