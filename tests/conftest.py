@@ -57,7 +57,9 @@ async def fake_spaces() -> AsyncIterator[FakeSpaces]:
         yield fake
 
 
-async def only_session(store: Store, chat_id: int, service: str | None = None) -> LinkedSession | None:
+async def only_session(
+    store: Store, chat_id: int, service: str | None = None
+) -> LinkedSession | None:
     """The chat's one session (of `service`, when given); None when it has none. A test that
     links several accounts names the one it means with `store.get_session`."""
     accounts = [

@@ -47,7 +47,12 @@ async def test_login_and_a_failing_telegram_call_leak_nothing(
     logging.getLogger("test").error("request to %s/bot%s/getMe failed", h.tg.url, h.tg.token)
     output = log_stream.getvalue()
     assert "HTTP Request" in output or "chat" in output  # the log did get lines
-    for secret in (h.tg.token, session.secrets["sid"], "secret123", f"sid={session.secrets['sid']}"):
+    for secret in (
+        h.tg.token,
+        session.secrets["sid"],
+        "secret123",
+        f"sid={session.secrets['sid']}",
+    ):
         assert secret not in output
     ck = session.secrets["ck"]
     assert f"CK={ck}" not in output and f'"CK": "{ck}"' not in output

@@ -12,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.health import CachedProbe, HealthServer, HealthSources
+from bot.remote import all_outcome_labels
 
 
 @dataclass
@@ -25,7 +26,11 @@ class Fake:
     counters: dict[str, dict[str, float]] = field(
         default_factory=lambda: {
             "updates": {"message": 3, "callback_query": 1},
-            "checks": {"confirmed": 5, "ended": 1, "transient": 2},
+            "checks": {
+                "spaces:confirmed:": 5,
+                "spaces:ended:expired": 1,
+                "sendspace:transient:timeout": 2,
+            },
             "notices": {"sent": 4},
             "sends": {"delivered": 2, "blocked": 1, "failed": 0, "rejected": 0, "retry_after": 7},
         }
@@ -52,7 +57,14 @@ class Fake:
             counters=lambda: self.counters,
             sessions_by_state=sessions,
             version=self.version,
+            services=("spaces", "sendspace"),
         )
+
+
+def checks(service: str, verdict: str, reason: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The checks counter's sample for bot.remote's (verdict, reason) of one service."""
+    labels = (("reason", reason), ("service", service), ("verdict", verdict))
+    return ("spaces_bot_checks_total", labels)
 
 
 @pytest.fixture
@@ -184,9 +196,10 @@ async def test_metrics_expose_the_snapshot(client: httpx.AsyncClient) -> None:
     expected = {
         ("spaces_bot_updates_total", (("type", "message"),)): 3,
         ("spaces_bot_updates_total", (("type", "callback_query"),)): 1,
-        ("spaces_bot_checks_total", (("outcome", "confirmed"),)): 5,
-        ("spaces_bot_checks_total", (("outcome", "ended"),)): 1,
-        ("spaces_bot_checks_total", (("outcome", "transient"),)): 2,
+        checks("spaces", "confirmed", ""): 5,
+        checks("spaces", "ended", "expired"): 1,
+        checks("sendspace", "transient", "timeout"): 2,
+        checks("sendspace", "ended", "expired"): 0,  # every pair of each service, from zero
         ("spaces_bot_notices_sent_total", ()): 4,
         ("spaces_bot_telegram_429_total", ()): 7,
         ("spaces_bot_sends_total", (("outcome", "delivered"),)): 2,
@@ -212,7 +225,9 @@ async def test_metrics_read_the_counters_at_scrape_time(
     got = samples((await client.get("/metrics")).text)
     assert got[("spaces_bot_updates_total", (("type", "message"),))] == 9
     # Known labels are exported at zero before anything happened.
-    assert got[("spaces_bot_checks_total", (("outcome", "transient"),))] == 0
+    for service in ("spaces", "sendspace"):
+        for verdict, reason in all_outcome_labels():
+            assert got[checks(service, verdict, reason)] == 0
     assert got[("spaces_bot_sends_total", (("outcome", "delivered"),))] == 0
     assert got[("spaces_bot_sessions", (("state", "ended"),))] == 0
     assert got[("spaces_bot_sessions", (("state", "active"),))] == 1

@@ -55,8 +55,8 @@ def test_an_unknown_moment_says_so() -> None:
 def test_plain_text_is_not_escaped_and_html_text_is() -> None:
     i18n = build_i18n()
     nickname = "<b>Bold</b>&Co"
-    assert nickname in i18n.plain("button-relogin", "en", nickname=nickname)
-    assert nickname not in i18n.text("button-relogin", "en", nickname=nickname)
+    assert nickname in i18n.plain("button-relogin", "en", service="Spaces", nickname=nickname)
+    assert nickname not in i18n.text("button-relogin", "en", service="Spaces", nickname=nickname)
 
 
 def test_timezone_setting_defaults_to_moscow_and_refuses_a_bad_name() -> None:

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.domain import SessionState
 from bot.storage.crypto import Cipher
 from bot.storage.engine import create_engine, make_sessionmaker, migrate
-from bot.storage.store import Store
+from bot.storage.store import CheckConfirmed, Store
 from tests.external import pg_url  # noqa: F401 - fixture
-from tests.storage.test_store import account
+from tests.storage.test_store import SPACES, account
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 LONG_NICK = "N" * 65  # the column is varchar(64)
@@ -36,7 +36,7 @@ async def db(any_url: str) -> AsyncIterator[AsyncEngine]:
 
 async def nicknames(engine: AsyncEngine) -> dict[int, tuple[str, str]]:
     async with engine.connect() as conn:
-        rows = await conn.execute(text("SELECT chat_id, nickname, state FROM spaces_sessions"))
+        rows = await conn.execute(text("SELECT chat_id, display_name, state FROM remote_sessions"))
         return {chat: (nick, state) for chat, nick, state in rows}
 
 
@@ -52,8 +52,11 @@ async def test_odd_nicknames_are_stored_fitted_at_login_and_after_a_check(
     await store.save_session(3, 3, account(sid="3" * 16), NOW, next_check_at=NOW)
     due, _ = await store.due_sessions(NOW, 10)
     later = NOW + timedelta(minutes=15)
-    await store.record_checks(NOW, confirmed=[(d, "Z" * 65 + "\x00", later) for d in due])
-    await store.confirm_session(2, "2" * 16, account(sid="2" * 16, nick="Y" * 100), NOW)
+    await store.record_checks(
+        NOW, confirmed=[CheckConfirmed(d, "Z" * 65 + "\x00", None, later) for d in due]
+    )
+    checked = {"sid": "2" * 16, "ck": "5384"}
+    await store.confirm_session(2, SPACES, checked, NOW, display_name="Y" * 100)
     stored = await nicknames(db)
     assert stored[1][0] == stored[3][0] == "Z" * 64
     assert stored[2][0] == "Y" * 64
@@ -69,11 +72,14 @@ async def test_a_row_that_cannot_be_written_is_skipped_and_its_batch_goes_on(
     by_chat = {d.chat_id: d for d in due}
     later = NOW + timedelta(minutes=15)
     broken = later.replace(tzinfo=None)  # a value no column takes: stands for any bad row
-    caplog.set_level(logging.WARNING, logger="bot.storage.store")
+    caplog.set_level(logging.WARNING, logger="bot.storage.sessions")
 
     ended = await store.record_checks(
         NOW,
-        confirmed=[(by_chat[1], "One", later), (by_chat[2], "Two", broken)],
+        confirmed=[
+            CheckConfirmed(by_chat[1], "One", None, later),
+            CheckConfirmed(by_chat[2], "Two", None, broken),
+        ],
         ended=[by_chat[3], by_chat[4]],
         deferred=[(by_chat[5], later)],
     )
@@ -86,5 +92,5 @@ async def test_a_row_that_cannot_be_written_is_skipped_and_its_batch_goes_on(
     assert stored[5][1] == SessionState.UNCONFIRMED.value
     assert [n.chat_id for n in await store.claim_notices(NOW, 10)] == [3, 4]
     skipped = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(skipped) == 1 and skipped[0].args and skipped[0].args[0] == 2
+    assert len(skipped) == 1 and skipped[0].args and skipped[0].args[1] == 2
     assert all(d.token not in r.getMessage() for r in caplog.records for d in due)

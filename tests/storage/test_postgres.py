@@ -14,7 +14,7 @@ from bot.storage.models import Base
 from bot.storage.owners import OwnerStore
 from bot.storage.store import Store
 from tests.external import pg_url  # noqa: F401 - fixture
-from tests.storage.test_store import account
+from tests.storage.test_store import SPACES, account
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -33,7 +33,7 @@ async def test_migrations_up_down_up_and_the_store(pg_url: str, cipher: Cipher) 
         store, owners = Store(sm, cipher), OwnerStore(sm)
         assert await store.verify_or_create_canary() is True
         await store.save_session(1, 1, account(), NOW, next_check_at=NOW)
-        got = await store.get_session(1)
+        got = await store.get_session(1, SPACES)
         assert got is not None and got.secrets["sid"] == "6693985458435384" and got.linked_at == NOW
 
         due, unreadable = await store.due_sessions(NOW + timedelta(seconds=1), 10)
@@ -47,11 +47,12 @@ async def test_migrations_up_down_up_and_the_store(pg_url: str, cipher: Cipher) 
         await store.set_chat_language(1, "en", NOW)
         assert await store.touch_chat(1, 1, "ru", NOW) == "en"
 
-        await owners.bump({"confirmed": 2}, NOW)
-        await owners.bump({"confirmed": 3, "ended": 1}, NOW)
+        await owners.bump({"spaces:confirmed": 2}, NOW)
+        await owners.bump({"spaces:confirmed": 3, "spaces:ended": 1}, NOW)
         stats = await owners.stats(NOW)
-        assert stats.events_24h == {"confirmed": 5, "ended": 1}
+        assert stats.events_24h == {"spaces:confirmed": 5, "spaces:ended": 1}
         assert stats.sessions_by_state[SessionState.ENDED] == 1
+        assert stats.sessions_by_service["spaces"][SessionState.ENDED] == 1
         assert stats.people_total == 1
     finally:
         await engine.dispose()

@@ -6,86 +6,121 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.spaces import Account
+from bot.domain import AccountKey, SessionState
+from bot.remote import RemoteSession
 from bot.storage.crypto import Cipher, generate_key
 from bot.storage.engine import make_sessionmaker
 from bot.storage.store import KeyMismatch, SessionUnreadable, Store
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+SPACES = AccountKey("spaces", "1001")
 
 
-def account(sid: str = "6693985458435384", ck: str = "5384", nick: str = "Alice") -> Account:
-    return Account(
-        sid=sid,
-        ck=ck,
-        user_id=1001,
-        nickname=nick,
-        is_online=True,
-        last_seen_at=None,
-        channel_id=None,
-        avatar_url=None,
-        profile_url=None,
-    )
+def account(
+    sid: str = "6693985458435384", ck: str = "5384", nick: str = "Alice", nid: int = 1001
+) -> RemoteSession:
+    return RemoteSession("spaces", str(nid), nick, {"sid": sid, "ck": ck})
+
+
+def sendspace(key: str = "hq1t9rsa0bhajss1cuv1t6rsa2", name: str = "alice") -> RemoteSession:
+    return RemoteSession("sendspace", name.lower(), name, {"session_key": key})
 
 
 async def raw_rows(engine: AsyncEngine) -> list[tuple[object, ...]]:
     async with engine.connect() as conn:
-        return [tuple(r) for r in (await conn.execute(text("SELECT * FROM spaces_sessions")))]
+        return [tuple(r) for r in (await conn.execute(text("SELECT * FROM remote_sessions")))]
 
 
-async def test_save_get_replace_delete(store: Store, engine: AsyncEngine) -> None:
-    assert await store.get_session(1) is None
+async def test_save_get_replace_delete(store: Store) -> None:
+    assert await store.get_session(1, SPACES) is None
     saved = await store.save_session(1, 10, account(), NOW)
-    assert saved.sid == "6693985458435384" and saved.ck == "5384"
+    assert saved.secrets == {"sid": "6693985458435384", "ck": "5384"}
     assert "6693985458435384" not in repr(saved)
-    got = await store.get_session(1)
+    got = await store.get_session(1, SPACES)
     assert got == saved
     assert got is not None and got.linked_at == NOW and got.linked_at.tzinfo is not None
 
     later = NOW + timedelta(hours=1)
     await store.save_session(1, 10, account(sid="1111222233334444", ck="4444", nick="Bob"), later)
-    got = await store.get_session(1)
-    assert got is not None and got.nickname == "Bob" and got.sid == "1111222233334444"
-    assert await store.count_sessions() == 1
+    got = await store.get_session(1, SPACES)
+    assert got is not None and got.display_name == "Bob"
+    assert got.secrets["sid"] == "1111222233334444"
+    assert await store.count_sessions() == 1  # the same account: its row replaced
 
-    assert await store.delete_session(1) is True
-    assert await store.delete_session(1) is False
-    assert await store.get_session(1) is None
+    assert await store.delete_session(1, SPACES) is True
+    assert await store.delete_session(1, SPACES) is False
+    assert await store.get_session(1, SPACES) is None
+
+
+async def test_several_accounts_in_one_chat_each_their_own_row(store: Store) -> None:
+    await store.save_session(1, 10, account(), NOW)
+    await store.save_session(1, 10, account(sid="2222333344445555", nick="Bob", nid=1002), NOW)
+    await store.save_session(1, 10, sendspace(), NOW + timedelta(seconds=1))
+    listed = await store.accounts(1)
+    assert [(a.key.service, a.key.account_id, a.display_name) for a in listed] == [
+        ("spaces", "1001", "Alice"),
+        ("spaces", "1002", "Bob"),
+        ("sendspace", "alice", "alice"),
+    ]
+    assert len({a.key.tag for a in listed}) == 3  # each button names one account
+    # Ending one touches no other.
+    key = AccountKey("sendspace", "alice")
+    got = await store.get_session(1, key)
+    assert got is not None
+    assert await store.end_session(1, key, got.secrets, NOW, notify=True) is True
+    states = {a.key: a.state for a in await store.accounts(1)}
+    assert states[key] == SessionState.ENDED
+    assert states[SPACES] == states[AccountKey("spaces", "1002")] == SessionState.ACTIVE
+    [notice] = await store.claim_notices(NOW, 10)
+    assert notice.key == key and notice.display_name == "alice"
 
 
 async def test_secrets_never_stored_in_plain_text(store: Store, engine: AsyncEngine) -> None:
     await store.save_session(7, 70, account(), NOW)
-    rows = await raw_rows(engine)
-    assert "6693985458435384" not in repr(rows)
-    assert all(value != "5384" for row in rows for value in row)
+    await store.save_session(7, 70, sendspace(), NOW)
+    rows = repr(await raw_rows(engine))
+    assert "6693985458435384" not in rows and "hq1t9rsa0bhajss1cuv1t6rsa2" not in rows
+    assert "'5384'" not in rows and '"5384"' not in rows
 
 
-async def test_row_copied_to_another_chat_does_not_decrypt(
-    store: Store, engine: AsyncEngine
+@pytest.mark.parametrize(
+    "moved",
+    [
+        "chat_id = 2",  # another chat
+        "account_id = '1002'",  # another account of the same service
+        "service = 'sendspace'",  # another service
+    ],
+)
+async def test_a_row_moved_to_another_key_does_not_decrypt(
+    store: Store, engine: AsyncEngine, moved: str
 ) -> None:
     await store.save_session(1, 10, account(), NOW)
     async with engine.begin() as conn:
-        cols = "telegram_user_id, spaces_user_id, nickname, sid_enc, ck_enc, linked_at"
-        await conn.execute(
-            text(
-                f"INSERT INTO spaces_sessions (chat_id, {cols}, last_confirmed_at)"
-                f" SELECT 2, {cols}, last_confirmed_at FROM spaces_sessions WHERE chat_id=1"
-            )
-        )
+        await conn.execute(text(f"UPDATE remote_sessions SET {moved}"))
+    [row] = await raw_rows(engine)
+    key = AccountKey(str(row[1]), str(row[2]))
     with pytest.raises(SessionUnreadable):
-        await store.get_session(2)
-    assert (await store.get_session(1)) is not None
+        await store.get_session(int(str(row[0])), key)
 
 
 async def test_confirm_only_touches_the_same_session(store: Store) -> None:
     await store.save_session(1, 10, account(), NOW)
     later = NOW + timedelta(minutes=5)
-    await store.confirm_session(1, "other-sid", account(), later)
-    got = await store.get_session(1)
-    assert got is not None and got.last_confirmed_at == NOW
-    await store.confirm_session(1, "6693985458435384", account(nick="Alice2"), later)
-    got = await store.get_session(1)
-    assert got is not None and got.last_confirmed_at == later and got.nickname == "Alice2"
+    other = {"sid": "other-sid", "ck": "5384"}
+    await store.confirm_session(1, SPACES, other, later, display_name="Mallory")
+    got = await store.get_session(1, SPACES)
+    assert got is not None and got.last_confirmed_at == NOW and got.display_name == "Alice"
+    await store.confirm_session(
+        1,
+        SPACES,
+        got.secrets,
+        later,
+        display_name="Alice2",
+        renewed={"sid": "6693985458435384", "ck": "9999"},
+    )
+    got = await store.get_session(1, SPACES)
+    assert got is not None and got.last_confirmed_at == later and got.display_name == "Alice2"
+    assert got.secrets["ck"] == "9999"
 
 
 async def test_canary_detects_a_wrong_key(engine: AsyncEngine, key: str) -> None:
@@ -113,5 +148,5 @@ async def test_reencrypt_all_moves_everything_to_the_first_key(
     only_new = Store(sm, Cipher.from_strings([new_key]))
     assert await only_new.verify_or_create_canary() is False
     for chat in range(1, 8):
-        got = await only_new.get_session(chat)
-        assert got is not None and got.sid == f"{chat:016d}"
+        got = await only_new.get_session(chat, SPACES)
+        assert got is not None and got.secrets["sid"] == f"{chat:016d}"

@@ -32,7 +32,7 @@ async def test_postgres_statement_blocked_by_a_lock_fails_within_the_bound(
             assert (await conn.scalar(text("SHOW statement_timeout"))) == "1s"
         store = Store(make_sessionmaker(engine), cipher)
         await holder.execute("BEGIN")
-        await holder.execute("LOCK TABLE spaces_sessions IN ACCESS EXCLUSIVE MODE")
+        await holder.execute("LOCK TABLE remote_sessions IN ACCESS EXCLUSIVE MODE")
         with pytest.raises(DBAPIError):
             await asyncio.wait_for(store.count_sessions(), HANG_GUARD)
         await holder.execute("ROLLBACK")

@@ -70,6 +70,11 @@ class WatchKit:
             chat_id, chat_id, spaces_session(sid, nick), now, next_check_at=now
         )
 
+    async def make_due(self, *chat_ids: int) -> None:
+        """The chats' sessions are due for a check now."""
+        keys = [(c, a.key) for c in chat_ids for a in await self.store.accounts(c)]
+        await self.store.defer(keys, datetime.now(UTC))
+
     def notices(self, chat_id: int | None = None) -> list[str]:
         return [
             c.params["text"] for c in self.tg.sent_messages(chat_id) if c.method == "sendMessage"

@@ -10,8 +10,8 @@ from bot.domain import SessionState
 from bot.locales import build_i18n
 from bot.services.watch import OutageDetector
 from bot.spaces import SpacesAPIError, SpacesUnavailable
-from tests.conftest import only_session
-from tests.watch.conftest import ADMIN, WatchKit, account
+from tests.conftest import only_session, spaces_session
+from tests.watch.conftest import ADMIN, WatchKit
 
 I18N = build_i18n()
 
@@ -46,13 +46,13 @@ async def test_expiry_is_told_once(kit: WatchKit, code: str) -> None:
     assert len(sent) == 1
     assert "Alice" in sent[0].params["text"]
     markup = sent[0].params["reply_markup"]["inline_keyboard"][0][0]
-    assert markup["callback_data"] == "relogin" and "Alice" in markup["text"]
+    assert markup["callback_data"].startswith("relogin:") and "Alice" in markup["text"]
     assert kit.tg.sent_messages(2) == []
     # Later sweeps, and a fresh watcher after a restart, say nothing more.
     await kit.watch.sweep()
     session = await only_session(kit.store, 1)
     assert session is not None and session.next_check_at is None
-    await kit.store.defer([1], datetime.now(UTC))  # even if it were due again
+    await kit.make_due(1)  # even if it were due again
     await kit.watch.sweep()
     assert len(kit.tg.sent_messages(1)) == 1
 
@@ -81,7 +81,7 @@ async def test_transient_failures_never_notify(kit: WatchKit, error: Exception) 
     assert session.next_check_at is not None and session.next_check_at > datetime.now(UTC)
     # back to normal once Spaces answers
     kit.spaces.default = None
-    await kit.store.defer([1], datetime.now(UTC))
+    await kit.make_due(1)
     await kit.watch.sweep()
     assert await state_of(kit, 1) == SessionState.ACTIVE
 
@@ -110,20 +110,20 @@ async def test_outage_touches_no_session_and_tells_owners_once(kit: WatchKit) ->
     for chat in range(1, 11):
         assert await state_of(kit, chat) == SessionState.ACTIVE
     admin = kit.notices(ADMIN)
-    assert admin == [I18N.text("admin-spaces-down", "en")]
+    assert admin == [I18N.text("admin-service-down", "en", service="Spaces")]
     assert kit.tg.sent_messages(1) == []
     # still down: no second notice
-    await kit.store.defer(list(range(1, 11)), datetime.now(UTC))
+    await kit.make_due(*range(1, 11))
     await kit.watch.sweep()
     assert len(kit.notices(ADMIN)) == 1
     # back up
     kit.spaces.default = None
     kit.spaces.answers.clear()
-    await kit.store.defer(list(range(1, 11)), datetime.now(UTC))
+    await kit.make_due(*range(1, 11))
     await kit.watch.sweep()
     assert kit.notices(ADMIN) == [
-        I18N.text("admin-spaces-down", "en"),
-        I18N.text("admin-spaces-up", "en"),
+        I18N.text("admin-service-down", "en", service="Spaces"),
+        I18N.text("admin-service-up", "en", service="Spaces"),
     ]
     for chat in range(1, 11):
         assert await state_of(kit, chat) == SessionState.ACTIVE
@@ -137,7 +137,7 @@ async def test_outage_state_survives_a_restart(kit: WatchKit, make_kit) -> None:
     assert len(kit.notices(ADMIN)) == 1
     fresh = make_kit()
     fresh.spaces.default = SpacesUnavailable("timeout")
-    await kit.store.defer(list(range(1, 8)), datetime.now(UTC))
+    await kit.make_due(*range(1, 8))
     await fresh.watch.sweep()
     assert len(kit.notices(ADMIN)) == 1
 
@@ -150,16 +150,16 @@ async def test_two_watchers_on_one_database_tell_the_owners_once(kit: WatchKit, 
         await kit.link(chat, f"{chat:04d}")
     for watcher in (kit, other, kit, other):
         watcher.spaces.default = SpacesUnavailable("timeout")
-        await kit.store.defer(list(range(1, 8)), datetime.now(UTC))
+        await kit.make_due(*range(1, 8))
         await watcher.watch.sweep()
     assert len(kit.notices(ADMIN)) == 1
     for watcher in (other, kit):
         watcher.spaces.default = None
-        await kit.store.defer(list(range(1, 8)), datetime.now(UTC))
+        await kit.make_due(*range(1, 8))
         await watcher.watch.sweep()
     assert kit.notices(ADMIN) == [
-        I18N.text("admin-spaces-down", "en"),
-        I18N.text("admin-spaces-up", "en"),
+        I18N.text("admin-service-down", "en", service="Spaces"),
+        I18N.text("admin-service-up", "en", service="Spaces"),
     ]
 
 
@@ -241,7 +241,7 @@ async def test_relogin_during_a_check_is_not_overwritten(kit: WatchKit) -> None:
     async def check_then_relogin(sid: str):  # type: ignore[no-untyped-def]
         now = datetime.now(UTC)
         await kit.store.save_session(
-            1, 1, account("9999", "Alice"), now, next_check_at=now + timedelta(hours=1)
+            1, 1, spaces_session("9999", "Alice"), now, next_check_at=now + timedelta(hours=1)
         )
         raise SpacesAPIError("01001")
 
@@ -249,7 +249,11 @@ async def test_relogin_during_a_check_is_not_overwritten(kit: WatchKit) -> None:
     await kit.watch.sweep()
     kit.spaces.check = original_check  # type: ignore[method-assign]
     session = await only_session(kit.store, 1)
-    assert session is not None and session.secrets["sid"] == "9999" and session.state == SessionState.ACTIVE
+    assert (
+        session is not None
+        and session.secrets["sid"] == "9999"
+        and session.state == SessionState.ACTIVE
+    )
     assert kit.tg.sent_messages(1) == []
 
 
@@ -258,7 +262,10 @@ async def test_an_unreadable_session_is_skipped_and_the_rest_go_on(kit: WatchKit
     await kit.link(2, "2222")
     async with kit.store._sessionmaker.begin() as db:
         await db.execute(
-            text("UPDATE spaces_sessions SET sid_enc='v1.deadbeef.AAAA' WHERE chat_id=1")
+            text(
+                'UPDATE remote_sessions SET secrets_enc=\'{"sid": "v1.deadbeef.AAAA"}\' '
+                "WHERE chat_id=1"
+            )
         )
     await kit.watch.sweep()
     assert kit.spaces.calls == ["2222"]
