@@ -11,6 +11,7 @@ from bot.remote import RemoteSession
 from bot.storage.crypto import Cipher, generate_key
 from bot.storage.engine import create_engine, make_sessionmaker, migrate
 from bot.storage.store import Store
+from tests.fakes.sendspace_server import FakeSendspace
 from tests.fakes.spaces_server import FakeSpaces
 from tests.fakes.telegram_server import FakeTelegram
 
@@ -54,6 +55,14 @@ async def tg() -> AsyncIterator[FakeTelegram]:
 async def fake_spaces() -> AsyncIterator[FakeSpaces]:
     """A fake Spaces neoapi, in process, on 127.0.0.1."""
     async with FakeSpaces() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_sendspace() -> AsyncIterator[FakeSendspace]:
+    """A fake sendspace REST API, in process, on 127.0.0.1."""
+    async with FakeSendspace() as fake:
+        fake.state.timeout_seconds = 5.0
         yield fake
 
 

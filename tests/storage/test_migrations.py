@@ -1,10 +1,24 @@
 from __future__ import annotations
 
-from sqlalchemy import inspect
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.storage.engine import DEFAULT_STATEMENT_TIMEOUT, create_engine, downgrade, migrate
+from bot.domain import AccountKey
+from bot.remote import RemoteSession
+from bot.storage.crypto import Cipher
+from bot.storage.engine import (
+    DEFAULT_STATEMENT_TIMEOUT,
+    create_engine,
+    downgrade,
+    make_sessionmaker,
+    migrate,
+)
 from bot.storage.models import Base
+from bot.storage.store import SessionUnreadable, Store
+from tests.external import pg_url  # noqa: F401 - fixture
 
 
 async def tables(engine: AsyncEngine) -> set[str]:
@@ -44,3 +58,71 @@ async def test_models_match_migrations(engine: AsyncEngine) -> None:
 
     async with engine.connect() as conn:
         assert await conn.run_sync(diff) == []
+
+
+# -- 0006: spaces_sessions -> remote_sessions, keyed by (chat, service, account) ----------
+
+LEGACY_ROW = (
+    "INSERT INTO spaces_sessions (chat_id, telegram_user_id, spaces_user_id, nickname, sid_enc,"
+    " ck_enc, linked_at, last_confirmed_at, state, failures, notice)"
+    " VALUES (:chat, :chat, 1001, 'Alice', :sid, :ck, :at, :at, 'active', 0, 'none')"
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_url(request: pytest.FixtureRequest, db_url: str) -> str:
+    return str(request.getfixturevalue("pg_url")) if request.param == "postgresql" else db_url
+
+
+async def test_todays_rows_are_carried_over_resealed_and_back(any_url: str, cipher: Cipher) -> None:
+    engine = create_engine(any_url)
+    at = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    try:
+        await migrate(engine, "0004")
+        async with engine.begin() as conn:
+            for chat in (1, 2):
+                sid = f"{chat:016d}"
+                await conn.execute(
+                    text(LEGACY_ROW),
+                    {
+                        "chat": chat,
+                        # Sealed the way the store sealed them before 0006.
+                        "sid": cipher.encrypt(sid, context=f"spaces_sessions:{chat}:sid"),
+                        "ck": cipher.encrypt(sid[-4:], context=f"spaces_sessions:{chat}:ck"),
+                        "at": at.replace(tzinfo=None) if "sqlite" in any_url else at,
+                    },
+                )
+        await migrate(engine)
+        store = Store(make_sessionmaker(engine), cipher)
+        key = AccountKey("spaces", "1001")
+        # Not readable until re-sealed: the old binding is never trusted on a read.
+        with pytest.raises(SessionUnreadable):
+            await store.get_session(1, key)
+        due, unreadable = await store.due_sessions(datetime.now(UTC) + timedelta(days=1), 10)
+        assert due == [] and sorted(unreadable) == [(1, key), (2, key)]
+
+        assert await store.reseal_legacy() == 2
+        assert await store.reseal_legacy() == 0
+        for chat in (1, 2):
+            got = await store.get_session(chat, key)
+            assert got is not None and got.display_name == "Alice"
+            assert got.secrets == {"sid": f"{chat:016d}", "ck": f"{chat:016d}"[-4:]}
+            assert got.linked_at == at
+        async with engine.connect() as conn:
+            raw = repr((await conn.execute(text("SELECT * FROM remote_sessions"))).all())
+        assert "0000000000000001" not in raw
+
+        # Down: the rows go back to spaces_sessions, one per chat, with their tokens.
+        await store.save_session(1, 1, RemoteSession("sendspace", "bob", "bob", {"k": "v"}), at)
+        await downgrade(engine, "0004")
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text("SELECT chat_id, spaces_user_id, nickname FROM spaces_sessions")
+                )
+            ).all()
+        assert sorted(tuple(r) for r in rows) == [(1, 1001, "Alice"), (2, 1001, "Alice")]
+        await migrate(engine)
+        assert {a.key for a in await store.accounts(1)} == {key}  # sendspace had no place
+    finally:
+        await engine.dispose()
