@@ -89,7 +89,7 @@ def sid_of(chat_id: int) -> str:
 
 def bench_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "bot_token": "123456:BENCH",
+        "bot_token": "123456:AABenchTokenThatIsNeverSentAnywhere0",
         "telegram_api_url": "http://127.0.0.1:9",  # unused unless a notice is sent
         "spaces_timeout_seconds": TIMEOUT,
         "spaces_rate_per_second": 0,  # the rate limit lifted

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable
@@ -29,7 +31,8 @@ from aiogram.exceptions import (
     TelegramUnauthorizedError,
 )
 from aiogram.fsm.storage.base import BaseStorage
-from aiogram.fsm.storage.memory import MemoryStorage
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot._telegram_types import build_types_in_use
 from bot.config import Settings
@@ -42,6 +45,7 @@ from bot.handlers.middlewares import (
     CountUpdates,
     FloodMiddleware,
 )
+from bot.handlers.stray import StrayText
 from bot.health import CachedProbe, HealthServer, HealthSources
 from bot.locales import PoI18n, build_i18n, locale_for_language_code
 from bot.services.account import AccountService
@@ -55,6 +59,7 @@ from bot.spaces import SpacesClient
 from bot.spaces.transport import AiohttpTransport
 from bot.storage.crypto import Cipher, resolve_keys
 from bot.storage.engine import create_engine, make_sessionmaker, migrate
+from bot.storage.fsm import DatabaseStorage
 from bot.storage.install import earlier_install, mark_installed, sqlite_file
 from bot.storage.owners import OwnerStore
 from bot.storage.store import Store
@@ -64,6 +69,8 @@ try:
     VERSION = package_version("spaces-bridge-bot")
 except PackageNotFoundError:  # running from a checkout that was never installed
     VERSION = "0+unknown"
+
+REDIS_PING_SECONDS = 5.0
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +94,18 @@ def build_bot(settings: Settings) -> Bot:
     )
 
 
-def build_fsm_storage(settings: Settings) -> BaseStorage:
+def build_fsm_storage(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> BaseStorage:
+    """Conversation state survives a restart: in Redis when REDIS_URL is set (several
+    processes share it), else in the bot's own database."""
+    ttl = settings.conversation_ttl_seconds
     if not settings.redis_url:
-        return MemoryStorage()
-    from aiogram.fsm.storage.redis import RedisStorage
+        return DatabaseStorage(sessionmaker, ttl_seconds=ttl)
+    from aiogram.fsm.storage.redis import RedisStorage  # checked by check_redis
 
-    return RedisStorage.from_url(settings.redis_url)
+    seconds = max(1, int(ttl))
+    return RedisStorage.from_url(settings.redis_url, state_ttl=seconds, data_ttl=seconds)
 
 
 async def set_command_menu(bot: Bot, i18n: PoI18n, store: Store, admin_ids: Iterable[int]) -> None:
@@ -122,6 +135,7 @@ class Services:
     owner_service: OwnerService
     broadcasts: BroadcastService
     password_seal: PasswordSeal
+    stray_text: StrayText = field(default_factory=StrayText)
     started_at: float = field(default_factory=time.monotonic)
     version: str = VERSION
     updates_seen: Counter[str] = field(default_factory=Counter)
@@ -181,11 +195,13 @@ def build_dispatcher(services: Services, fsm_storage: BaseStorage) -> Dispatcher
             services.i18n,
             mode=settings.access_mode,
             admin_ids=settings.admin_ids,
+            stray_text=services.stray_text,
         )
     )
     dp.update.outer_middleware(ChatSeenMiddleware(services.store))
     ChatLocaleMiddleware(services.i18n).setup(dp)
     dp.include_routers(*routers())
+    dp.startup.register(services.stray_text.mark_started)
     return dp
 
 
@@ -265,9 +281,107 @@ class BackgroundTask:
             pass
 
 
+def check_data_dir(settings: Settings) -> None:
+    """DATA_DIR must be writable when it holds the SQLite database or the generated key."""
+    if settings.database_url and settings.key_strings():
+        return  # nothing is kept there
+    path = settings.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StartupError(
+            f"DATA_DIR {str(path)!r} cannot be written ({exc.strerror or exc}): "
+            "make it writable for this user or point DATA_DIR elsewhere."
+        ) from None
+
+
+def check_health_port(settings: Settings) -> None:
+    """A HEALTH_PORT taken by another program is said now, not after Telegram answered."""
+    if not settings.health_port:
+        return  # off, or 0: any free port
+    try:
+        addresses = socket.getaddrinfo(
+            settings.health_host, settings.health_port, type=socket.SOCK_STREAM
+        )
+    except OSError as exc:
+        raise StartupError(
+            f"HEALTH_HOST {settings.health_host!r} is not an address of this machine ({exc})."
+        ) from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            # As the server itself binds: a port left in TIME_WAIT by a restart is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise StartupError(
+                    f"HEALTH_PORT {settings.health_port} on {settings.health_host} cannot be "
+                    f"used ({exc.strerror or exc}): another program listens there; choose "
+                    "another port or leave HEALTH_PORT empty."
+                ) from None
+
+
+async def check_redis(settings: Settings) -> None:
+    """Redis is asked once at startup, so a wrong REDIS_URL is one line, not a failure on
+    every message."""
+    if not settings.redis_url:
+        return
+    try:
+        from redis.asyncio import Redis
+        from redis.exceptions import RedisError
+    except ImportError:
+        raise StartupError(
+            "REDIS_URL is set but the redis package is not installed: "
+            "`pip install -e '.[redis]'`, or leave REDIS_URL empty."
+        ) from None
+    try:
+        client = Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_PING_SECONDS)
+    except ValueError as exc:
+        raise StartupError(f"REDIS_URL is not a Redis URL ({exc}).") from None
+    try:
+        await asyncio.wait_for(client.ping(), REDIS_PING_SECONDS)
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise StartupError(
+            f"REDIS_URL: Redis does not answer ({_first_line(exc) or type(exc).__name__}): "
+            "check the address, or leave REDIS_URL empty to keep conversations in the database."
+        ) from None
+    finally:
+        await client.aclose()
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+
+
+async def open_database(settings: Settings, stack: AsyncExitStack) -> AsyncEngine:
+    """The engine, once the database has answered; one that cannot be opened is one
+    StartupError line naming DATABASE_URL (never its value: it may hold a password)."""
+    try:
+        engine = create_engine(
+            settings.effective_database_url, timeout=settings.database_timeout_seconds
+        )
+    except ModuleNotFoundError as exc:
+        raise StartupError(
+            f"DATABASE_URL needs the {exc.name} package: `pip install -e '.[postgres]'`."
+        ) from None
+    stack.push_async_callback(engine.dispose)
+    try:
+        async with engine.connect():
+            pass
+    except (OSError, SQLAlchemyError) as exc:
+        reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        raise StartupError(
+            f"DATABASE_URL: the database cannot be opened ({_first_line(reason)})."
+        ) from None
+    return engine
+
+
 async def prepare_store(
     settings: Settings, stack: AsyncExitStack, *, new_database: bool = False
-) -> tuple[Store, OwnerStore, Cipher]:
+) -> tuple[Store, OwnerStore, Cipher, async_sessionmaker[AsyncSession]]:
     """Open the database, prove the key opens it, migrate it; re-encrypt under key one.
 
     A database that is missing or empty where an earlier installation left its traces is
@@ -291,8 +405,7 @@ async def prepare_store(
         raise StartupError(
             f"ENCRYPTION_KEY is not valid: {exc}. Make one with `python -m bot genkey`."
         ) from None
-    engine = create_engine(url, timeout=settings.database_timeout_seconds)
-    stack.push_async_callback(engine.dispose)
+    engine = await open_database(settings, stack)
     sessionmaker = make_sessionmaker(engine)
     store = Store(sessionmaker, cipher)
     wrong_key = StartupError(
@@ -318,7 +431,7 @@ async def prepare_store(
     if len(cipher.key_ids) > 1:
         changed = await store.reencrypt_all()
         log.info("key rotation: %d session(s) re-encrypted under the first key", changed)
-    return store, OwnerStore(sessionmaker), cipher
+    return store, OwnerStore(sessionmaker), cipher, sessionmaker
 
 
 def _lost_database(what: str, trace: Path) -> str:
@@ -371,7 +484,15 @@ def build_spaces_client(settings: Settings, transport: httpx.AsyncBaseTransport)
 
 async def run(settings: Settings, *, new_database: bool = False) -> None:
     async with AsyncExitStack() as stack:
-        store, owners, cipher = await prepare_store(settings, stack, new_database=new_database)
+        # Every setting that can be checked without Telegram is checked before it.
+        check_data_dir(settings)
+        check_health_port(settings)
+        await check_redis(settings)
+        store, owners, cipher, sessionmaker = await prepare_store(
+            settings, stack, new_database=new_database
+        )
+        fsm_storage = build_fsm_storage(settings, sessionmaker)
+        stack.push_async_callback(fsm_storage.close)
 
         transport = AiohttpTransport()  # the Spaces connection pool; see bot/spaces/transport.py
         stack.push_async_callback(transport.aclose)
@@ -381,9 +502,6 @@ async def run(settings: Settings, *, new_database: bool = False) -> None:
         build_types_in_use()  # before the first update, not while it waits for an answer
         if not await wait_for_telegram(bot):
             return
-        fsm_storage = build_fsm_storage(settings)
-        stack.push_async_callback(fsm_storage.close)
-
         i18n = build_i18n(settings.zone)
         services = build_services(
             settings=settings,

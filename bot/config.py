@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.spaces.hosts import parse_mirrors
@@ -16,6 +18,21 @@ DOCUMENTED_RID = (
     "APA91bFwsPw4clF4y0RHWtg6Y4fC6UnxcrmZYLiko_ifv-8g7Qi-5koV4GRaVax5zMWTMke9eUF-MzHhzdM9iYQEF"
     "Dff5lnHuMlwIl-zNAu4MfYS4PlL0j8C28XZgNJmQbRSd1BE4eSW"
 )
+
+
+# The README's quick start shows this token; left in place it must say so, not "refused".
+EXAMPLE_BOT_TOKEN = "123456:your-token-from-BotFather"
+# @BotFather's tokens: the bot's id, a colon, then 35 URL-safe characters (a margin either way).
+_BOT_TOKEN_SHAPE = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{30,64}")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Settings whose value never appears in a message, not even a wrong one.
+SECRET_SETTINGS = frozenset({"bot_token", "encryption_key", "database_url", "redis_url"})
+
+
+def _check_web_url(value: str, example: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+        raise ValueError(f'"{value}" is not a web address: write it in full, like {example}')
 
 
 class Settings(BaseSettings):
@@ -35,6 +52,8 @@ class Settings(BaseSettings):
     database_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     encryption_key: SecretStr | None = None
     redis_url: str | None = None
+    # A conversation left half-way (a login waiting for its password, …) is forgotten after this.
+    conversation_ttl_seconds: float = Field(default=86_400.0, gt=0)
 
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     check_interval_seconds: float = Field(default=900.0, gt=0)
@@ -62,11 +81,32 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
 
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        token = value.get_secret_value().strip()
+        if token == EXAMPLE_BOT_TOKEN or "your-token" in token.lower():
+            raise ValueError(
+                "is still the example from the README: put the token @BotFather gave you"
+            )
+        if not _BOT_TOKEN_SHAPE.fullmatch(token):
+            raise ValueError(
+                "does not look like a token from @BotFather (the bot's number, a colon, "
+                "then about 35 letters, digits, - or _): copy it again"
+            )
+        return SecretStr(token)
+
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
             parts = [p.strip() for p in value.replace(";", ",").split(",")]
+            for part in parts:
+                if part and not part.isdigit():
+                    raise ValueError(
+                        f'"{part}" is not a Telegram user id: give numbers such as '
+                        "123456789, separated by commas (@userinfobot tells yours)"
+                    )
             return frozenset(int(p) for p in parts if p)
         if isinstance(value, int):
             return frozenset({value})
@@ -101,10 +141,56 @@ class Settings(BaseSettings):
     def spaces_mirrors(self) -> tuple[str, ...]:
         return tuple(self.spaces_base_url.split(","))
 
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _telegram_url(cls, value: str | None) -> str | None:
+        if value:
+            _check_web_url(value, "http://localhost:8081")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if not value:
+            return value
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            dialect = make_url(value).get_dialect()
+        except ArgumentError:
+            raise ValueError(
+                "is not a database URL: write it like "
+                "postgresql+asyncpg://user:password@host:5432/bot or sqlite+aiosqlite:///path"
+            ) from None
+        except NoSuchModuleError:
+            raise ValueError(
+                "names a database or driver SQLAlchemy does not know: use "
+                "postgresql+asyncpg://… or sqlite+aiosqlite:///…"
+            ) from None
+        if not getattr(dialect, "is_async", False):
+            raise ValueError(
+                "names a driver that is not asynchronous: use postgresql+asyncpg://… "
+                "or sqlite+aiosqlite:///…"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("is not a Redis URL: write it like redis://localhost:6379/0")
+        return value
+
     @field_validator("log_level")
     @classmethod
-    def _upper(cls, value: str) -> str:
-        return value.upper()
+    def _level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level == "WARN":
+            level = "WARNING"
+        if level not in LOG_LEVELS:
+            raise ValueError(f'"{value}" is not a log level: use DEBUG, INFO, WARNING or ERROR')
+        return level
 
     @property
     def effective_database_url(self) -> str:
@@ -118,3 +204,48 @@ class Settings(BaseSettings):
             return []
         raw = self.encryption_key.get_secret_value()
         return [k.strip() for k in raw.split(",") if k.strip()]
+
+
+# Pydantic's error types, said in words (the rest fall back to pydantic's own message).
+_ERROR_WORDS = {
+    "missing": "is not set",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "bool_parsing": "must be true or false",
+    "greater_than": "must be more than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "literal_error": "must be one of {expected}",
+}
+
+
+def describe_settings_errors(exc: ValidationError) -> list[str]:
+    """One plain line per wrong setting, naming it as it is written in .env."""
+    lines: dict[str, str] = {}
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = field.upper() or "settings"
+        if name in lines:
+            continue  # one line per setting: the first thing wrong with it
+        lines[name] = f"{name} {_error_words(field, error)}"
+    return list(lines.values())
+
+
+def _error_words(field: str, error: Any) -> str:
+    kind = error["type"]
+    if field == "bot_token" and kind == "missing":
+        return (
+            "is not set: get a token from @BotFather and put it in the environment or in "
+            "a .env file here (see .env.example)"
+        )
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    template = _ERROR_WORDS.get(kind)
+    ctx = {k: str(v) for k, v in (error.get("ctx") or {}).items()}
+    words = template.format(**ctx) if template else str(error["msg"]).lower()
+    value = error.get("input")
+    if field not in SECRET_SETTINGS and isinstance(value, str) and kind != "missing":
+        words += f' (it is "{value}")'
+    return words

@@ -1,5 +1,7 @@
-"""Docker's health check: GET /healthz of the bot's health server (slim images have no curl).
+"""Docker's health check: GET /readyz of the bot's health server (slim images have no curl).
 
+/readyz, not /healthz: a bot whose process runs but which cannot reach its database or
+Telegram, or whose session watch stalled, serves nobody and should show as unhealthy.
 Exits 0 when the server answers 200, 1 otherwise; 0 when HEALTH_PORT is not set, because
 then there is nothing to ask and a container must not be marked unhealthy for it.
 """
@@ -21,10 +23,10 @@ def main() -> int:
     if ":" in host:
         host = f"[{host}]"
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=4) as response:
+        with urllib.request.urlopen(f"http://{host}:{port}/readyz", timeout=4) as response:
             return 0 if response.status == 200 else 1
     except OSError as exc:
-        print(f"healthz: {exc}", file=sys.stderr)
+        print(f"readyz: {exc}", file=sys.stderr)
         return 1
 
 

@@ -55,7 +55,7 @@ from aiohttp import web
 
 __all__ = ["DEFAULT_TOKEN", "ApiCall", "FakeTelegram"]
 
-DEFAULT_TOKEN = "123456:TEST-TOKEN"
+DEFAULT_TOKEN = "123456:AAFakeTokenForTheTestsOnly_0123456-x"  # shaped like a real one
 
 BLOCKED_DESCRIPTION = "Forbidden: bot was blocked by the user"
 _KICKED_DESCRIPTIONS = {
