@@ -95,7 +95,7 @@ async def test_after_a_lockout_the_password_typed_anyway_is_deleted(h: Harness) 
     await h.say("wrong-password")
     await h.say("/login")
     calls = await h.say("alice")
-    assert texts(calls) == [h.t("login-locked", minutes=10)]
+    assert texts(calls) == [h.t("login-locked", wait=h.i18n.duration(600))]
     message_id, calls = await say_stray(h)
     assert deleted(calls) == [message_id]
     assert texts(calls) == [h.t("stray-text-deleted")]
