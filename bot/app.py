@@ -30,7 +30,7 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -105,7 +105,12 @@ def build_fsm_storage(
     from aiogram.fsm.storage.redis import RedisStorage  # checked by check_redis
 
     seconds = max(1, int(ttl))
-    return RedisStorage.from_url(settings.redis_url, state_ttl=seconds, data_ttl=seconds)
+    # Keyed by every part of the StorageKey, like the database: the stray-text marker lives
+    # under its own destiny, and two bots may share one Redis.
+    keys = DefaultKeyBuilder(with_bot_id=True, with_destiny=True)
+    return RedisStorage.from_url(
+        settings.redis_url, key_builder=keys, state_ttl=seconds, data_ttl=seconds
+    )
 
 
 async def set_command_menu(bot: Bot, i18n: PoI18n, store: Store, admin_ids: Iterable[int]) -> None:

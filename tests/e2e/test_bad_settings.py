@@ -47,7 +47,12 @@ async def test_a_bad_setting_stops_the_bot_with_one_line(
     }[name]
     bot = BotProcess({**bot_env(tg, fake_spaces, tmp_path, generate_key()), name: value})
     await bot.start()
-    code = await bot.wait()
+    try:
+        code = await bot.wait()
+    finally:
+        if bot.proc is not None and bot.proc.returncode is None:
+            bot.proc.kill()  # it did not stop by itself: never leave it running
+            await bot.proc.wait()
     log = bot.stderr.decode()
     lines = [line for line in log.splitlines() if line.strip()]
     assert code == 2, log
