@@ -324,3 +324,42 @@ async def test_sigterm_while_starting_exits_0(
     await bot.start()
     await asyncio.sleep(1.0)  # still importing
     assert await bot.stop() == 0
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident memory (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+async def test_a_gzip_bomb_and_a_dripping_body_are_failed_logins(
+    fakes: tuple[FakeTelegram, FakeSpaces], tmp_path: Path
+) -> None:
+    """1 GiB in a few kB, then a body that never ends: each is one failed login, and the
+    bot stays small and keeps answering."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs /proc to read the bot's memory")
+    tg, spaces = fakes
+    bot = BotProcess(bot_env(tg, spaces, tmp_path, generate_key()))
+    await bot.start()
+    try:
+        await tg.wait_for_call("setMyCommands", timeout=20)
+        assert bot.proc is not None
+        before = peak_rss_mib(bot.proc.pid)
+        failed = t("login-failed", reason="")[:20]
+        for mode in ("gzipbomb", "drip"):
+            spaces.state.set_mode(mode)
+            await say(tg, "/login", t("login-ask-login")[:30])
+            await say(tg, "alice", "alice")
+            await say(tg, "secret123", failed)
+        spaces.state.set_mode("ok")
+        await say(tg, "/login", t("login-ask-login")[:30])
+        await say(tg, "alice", "alice")
+        await say(tg, "secret123", "Alice")
+        grown = peak_rss_mib(bot.proc.pid) - before
+    finally:
+        assert await bot.stop() == 0
+    assert grown < 100, f"peak memory grew by {grown:.0f} MiB"
+    assert "Traceback" not in bot.stderr.decode()

@@ -28,6 +28,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
+import gzip
 import json
 import re
 import secrets
@@ -48,7 +50,11 @@ import httpx
 from aiohttp import web
 
 DEFAULT_CAPTCHA_ANSWER: Final = "1234"
-MODES: Final = frozenset({"ok", "http500", "html", "badjson", "timeout", "ratelimit"})
+# gzipbomb: 1 GiB of zeros as gzip inside gzip (a few kB on the wire); drip: a body that
+# never ends, one byte at a time, each well within a per-read timeout.
+MODES: Final = frozenset(
+    {"ok", "http500", "html", "badjson", "timeout", "ratelimit", "gzipbomb", "drip"}
+)
 CALLS_KEPT: Final = 1000
 CAPTCHA_CODES: Final = frozenset({"00001", "00004"})
 _REPO_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -87,6 +93,26 @@ def _tiny_png() -> bytes:
 
 
 CAPTCHA_PNG: Final = _tiny_png()
+_MiB: Final = 1 << 20
+
+
+def gzip_of_zeros(size_mib: int) -> bytes:
+    """A gzip stream of `size_mib` MiB of zeros, built without compressing them all.
+
+    One 1 MiB segment ends in a full flush, so it stands alone and can be repeated; the
+    trailer's CRC is left zero (a decoder that honours a size cap never gets there)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    segment = compressor.compress(bytes(_MiB)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    final_block = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS).flush()
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+    trailer = struct.pack("<II", 0, (size_mib * _MiB) & 0xFFFFFFFF)
+    return header + segment * size_mib + final_block + trailer
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """1 GiB of zeros, gzip inside gzip: a few kB to send (Content-Encoding: gzip, gzip)."""
+    return gzip.compress(gzip_of_zeros(1024), 9)
 
 
 @dataclass
@@ -452,7 +478,7 @@ def _parse_form(body: bytes, content_type: str) -> dict[str, str] | None:
     return form
 
 
-async def _neoapi(request: web.Request) -> web.Response:
+async def _neoapi(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     endpoint = request.match_info["endpoint"]
     multipart = request.method == "POST" and request.content_type == "multipart/form-data"
@@ -477,6 +503,14 @@ async def _neoapi(request: web.Request) -> web.Response:
     if mode == "timeout":
         await state.stall()
         return web.Response(status=504, text="stalled")
+    if state.mode == "gzipbomb":
+        return web.Response(
+            body=gzip_bomb(),
+            content_type="application/json",
+            headers={"Content-Encoding": "gzip, gzip"},
+        )
+    if state.mode == "drip":
+        return await _drip(request, state)
 
     if request.headers.get("X-Proxy") != "spaces" or request.cookies.get("json") != "1":
         return _html()  # like the real site: no JSON without both
@@ -497,6 +531,17 @@ async def _neoapi(request: web.Request) -> web.Response:
     if handler is None:
         return _answer("00002")
     return handler(request, state, form)
+
+
+async def _drip(request: web.Request, state: FakeState) -> web.StreamResponse:
+    """A body that never ends: a space every 0.1 s until the client goes or the mode changes."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    while state.mode == "drip":
+        await response.write(b" ")
+        await asyncio.sleep(0.1)
+    await response.write_eof()
+    return response
 
 
 async def _captcha(request: web.Request) -> web.Response:
