@@ -42,6 +42,7 @@ from bot.locales import PoI18n
 from bot.services.guard import LoginLocked
 from bot.services.login import (
     CaptchaChallenge,
+    LoginNotSaved,
     LoginService,
     PasswordSeal,
     PendingExpired,
@@ -391,7 +392,7 @@ async def _attempt(
     if user_id is None:
         user_id = message.from_user.id if message.from_user else chat_id
     attempt = await new_attempt(state)
-    failure: LoginLocked | SpacesError | None = None
+    failure: LoginLocked | LoginNotSaved | SpacesError | None = None
     async with working(bot, chat_id):
         try:
             outcome = await login_service.login(
@@ -402,10 +403,14 @@ async def _attempt(
                 captcha_code=captcha_code,
                 cookies=cookies,
             )
-        except (LoginLocked, SpacesError) as exc:
+        except (LoginLocked, LoginNotSaved, SpacesError) as exc:
             failure = exc
     if await superseded(state, attempt):
         log.info("login attempt in chat %s superseded; its result is not shown", chat_id)
+        return
+    if isinstance(failure, LoginNotSaved):
+        await finish(state, bot, chat_id)
+        await message.answer(i18n.text("login-not-saved"), reply_markup=login_keyboard(i18n))
         return
     if isinstance(failure, LoginLocked):
         await finish(state, bot, chat_id)

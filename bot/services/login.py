@@ -9,8 +9,9 @@ from datetime import timedelta
 
 from bot.domain import LinkedSession
 from bot.services.clock import utcnow
-from bot.services.guard import LoginGuard
+from bot.services.guard import LoginAttempt, LoginGuard
 from bot.spaces import (
+    Account,
     CaptchaRequired,
     LoginCookies,
     OAuthLink,
@@ -46,6 +47,10 @@ class CaptchaChallenge:
     wrong_answer: bool
     # What this attempt must send back with the answer: keep it with the attempt (sealed).
     cookies: LoginCookies = field(default_factory=LoginCookies, repr=False)
+
+
+class LoginNotSaved(Exception):
+    """Spaces accepted the login but the session could not be stored; it was logged out."""
 
 
 class PendingExpired(Exception):
@@ -165,29 +170,68 @@ class LoginService:
         captcha_code: str | None = None,
         cookies: LoginCookies | None = None,
     ) -> LoggedIn | CaptchaChallenge:
-        """Raises SpacesError for every answer that is neither a session nor a captcha, and
-        LoginLocked (sending nothing to Spaces) after too many failed attempts. `cookies`
+        """Raises SpacesError for every answer that is neither a session nor a captcha,
+        LoginLocked (sending nothing to Spaces) after too many failed attempts, and
+        LoginNotSaved when Spaces said yes but the session could not be stored. `cookies`
         are the attempt's own, from its previous CaptchaChallenge."""
-        if self._guard is not None:
-            await self._guard.check(telegram_user_id, login)
+        attempt = await self._reserve(telegram_user_id, login)
         try:
             account = await self._spaces.login(
                 login, password, captcha_code=captcha_code, cookies=cookies
             )
-        except CaptchaRequired as challenge:
-            image = await self._spaces.fetch_captcha(
-                challenge.captcha_url, cookies=challenge.cookies
-            )
-            return CaptchaChallenge(
-                image=image, wrong_answer=challenge.wrong_answer, cookies=challenge.cookies
-            )
         except SpacesAPIError as exc:
-            if self._guard is not None and exc.code in _FAILED_CREDENTIALS:
-                await self._guard.failed(telegram_user_id, login)
+            wrong_password = exc.code in _FAILED_CREDENTIALS
+            await self._settle(attempt, failed=wrong_password)
+            if not isinstance(exc, CaptchaRequired):
+                raise
+            image = await self._spaces.fetch_captcha(exc.captcha_url, cookies=exc.cookies)
+            return CaptchaChallenge(image=image, wrong_answer=exc.wrong_answer, cookies=exc.cookies)
+        except BaseException:  # Spaces unreachable, or the person's update was cancelled
+            await self._settle(attempt, failed=False)
             raise
-        if self._guard is not None:
-            await self._guard.succeeded(telegram_user_id, login)
+        try:
+            return await self._link(chat_id, telegram_user_id, account, attempt)
+        except Exception as exc:
+            # Spaces holds a live session nobody will ever see or end: end it now.
+            log.error(
+                "chat %s: signed in at Spaces but the session could not be saved (%s); "
+                "logging it out",
+                chat_id,
+                type(exc).__name__,
+            )
+            try:
+                await self._spaces.logout(account.sid)
+            except SpacesError as logout_error:
+                log.warning("the unsaved session stays open at Spaces: %s", logout_error)
+            raise LoginNotSaved from None
 
+    async def _reserve(self, telegram_user_id: int, login: str) -> LoginAttempt | None:
+        if self._guard is None:
+            return None
+        return await self._guard.reserve(telegram_user_id, login)
+
+    async def _settle(self, attempt: LoginAttempt | None, *, failed: bool) -> None:
+        """A wrong password keeps the attempt counted; any other outcome gives it back."""
+        if self._guard is None or attempt is None:
+            return
+        try:
+            if failed:
+                await self._guard.failed(attempt)
+            else:
+                await self._guard.undecided(attempt)
+        except Exception:
+            # The attempt simply stays counted, the safe side of the limit.
+            log.exception("a login attempt could not be settled")
+
+    async def _link(
+        self,
+        chat_id: int,
+        telegram_user_id: int,
+        account: Account,
+        attempt: LoginAttempt | None,
+    ) -> LoggedIn:
+        if self._guard is not None and attempt is not None:
+            await self._guard.succeeded(attempt)
         replaced = await self._end_previous(chat_id, new_sid=account.sid)
         now = utcnow()
         session = await self._store.save_session(

@@ -339,8 +339,8 @@ async def test_a_gzip_bomb_and_a_dripping_body_are_failed_logins(
 ) -> None:
     """1 GiB in a few kB, then a body that never ends: each is one failed login, and the
     bot stays small and keeps answering."""
-    if not Path("/proc/self/status").exists():
-        pytest.skip("needs /proc to read the bot's memory")
+    if sys.platform != "linux":
+        pytest.skip("reads the bot's memory from /proc")
     tg, spaces = fakes
     bot = BotProcess(bot_env(tg, spaces, tmp_path, generate_key()))
     await bot.start()
