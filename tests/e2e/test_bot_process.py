@@ -363,3 +363,39 @@ async def test_a_gzip_bomb_and_a_dripping_body_are_failed_logins(
         assert await bot.stop() == 0
     assert grown < 100, f"peak memory grew by {grown:.0f} MiB"
     assert "Traceback" not in bot.stderr.decode()
+
+
+async def test_simultaneous_wrong_passwords_reach_spaces_at_most_the_limit(
+    fakes: tuple[FakeTelegram, FakeSpaces], tmp_path: Path
+) -> None:
+    tg, spaces = fakes
+    bot = BotProcess(bot_env(tg, spaces, tmp_path, generate_key()))
+    chats = [9000 + n for n in range(40)]
+    await bot.start()
+    try:
+        await tg.wait_for_call("setMyCommands", timeout=20)
+        ask_password = t("login-ask-password", login="alice")[:15]
+        for chat in chats:
+            for text, expect in (("/login", t("login-ask-login")[:30]), ("alice", ask_password)):
+                mark = tg.mark()
+                tg.send_message(text, chat_id=chat)
+                await tg.wait_for_call(
+                    "sendMessage",
+                    predicate=lambda c, chat=chat, expect=expect: (
+                        c.params.get("chat_id") == chat and expect in (c.params.get("text") or "")
+                    ),
+                    after=mark,
+                    timeout=15,
+                )
+        mark = tg.mark()
+        for chat in chats:  # all at once: the bot polls them in one batch
+            tg.send_message("wrong-password", chat_id=chat)
+        for _ in range(300):
+            answered = {c.params.get("chat_id") for c in tg.sent_messages(after=mark)}
+            if answered >= set(chats):
+                break
+            await asyncio.sleep(0.1)
+        assert answered >= set(chats)
+    finally:
+        assert await bot.stop() == 0
+    assert spaces.state.calls_summary()["counts"]["login"] == 5  # LOGIN_MAX_FAILURES
