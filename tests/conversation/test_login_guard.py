@@ -40,7 +40,7 @@ async def test_simultaneous_wrong_passwords_reach_spaces_at_most_the_limit(h: Ha
     await asyncio.gather(*(h.say("wrong-password", chat_id=c) for c in people))
     assert logins(h) == LIMIT
     locked = h.t("login-locked", wait="")[:25]
-    failed = h.t("login-failed", reason="")[:15]
+    failed = h.t("login-wrong-password", login="alice")[:20]
     said = [texts(h.tg.sent_messages(c, after=mark)) for c in people]
     assert sum(any(t.startswith(failed) for t in ts) for ts in said) == LIMIT
     assert sum(any(t.startswith(locked) for t in ts) for ts in said) == PEOPLE - LIMIT

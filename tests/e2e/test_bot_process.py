@@ -342,7 +342,8 @@ async def test_a_gzip_bomb_and_a_dripping_body_are_failed_logins(
     if sys.platform != "linux":
         pytest.skip("reads the bot's memory from /proc")
     tg, spaces = fakes
-    bot = BotProcess(bot_env(tg, spaces, tmp_path, generate_key()))
+    env = {**bot_env(tg, spaces, tmp_path, generate_key()), "FLOOD_MAX_MESSAGES": "100"}
+    bot = BotProcess(env)
     await bot.start()
     try:
         await tg.wait_for_call("setMyCommands", timeout=20)
