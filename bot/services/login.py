@@ -18,6 +18,7 @@ from bot.spaces import (
     SpacesAPIError,
     SpacesClient,
     SpacesError,
+    SpacesUnavailable,
     codes,
 )
 from bot.storage.crypto import Cipher, DecryptError
@@ -184,7 +185,13 @@ class LoginService:
             await self._settle(attempt, failed=wrong_password)
             if not isinstance(exc, CaptchaRequired):
                 raise
-            image = await self._spaces.fetch_captcha(exc.captcha_url, cookies=exc.cookies)
+            try:
+                image = await self._spaces.fetch_captcha(exc.captcha_url, cookies=exc.cookies)
+            except SpacesUnavailable as failure:
+                # Said as what it is: a picture check that cannot be shown (foreign host,
+                # private address, not an image, too big, unreachable).
+                log.info("captcha picture for chat %s not shown: %s", chat_id, failure)
+                raise exc from None
             return CaptchaChallenge(image=image, wrong_answer=exc.wrong_answer, cookies=exc.cookies)
         except BaseException:  # Spaces unreachable, or the person's update was cancelled
             await self._settle(attempt, failed=False)

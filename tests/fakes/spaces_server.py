@@ -168,6 +168,8 @@ class FakeState:
         # The Domain attribute of that cookie; None: a host-only cookie, as the site sets.
         self.captcha_cookie_domain: str | None = None
         self.oauth_base = DEFAULT_OAUTH_BASE
+        # The picture: "png" (a real one), "huge" (2 MB, declared), "endless" (streamed on).
+        self.captcha_picture = "png"
         # SIDs whose place another sign-in took: `check` answers 01006 with sub-code 1.
         self.replaced: set[str] = set()
         # Benchmarks: any SID nobody logged in with is a live session of a made-up user
@@ -544,7 +546,11 @@ async def _drip(request: web.Request, state: FakeState) -> web.StreamResponse:
     return response
 
 
-async def _captcha(request: web.Request) -> web.Response:
+CAPTCHA_PICTURES: Final = frozenset({"png", "huge", "endless"})
+_ENDLESS_LIMIT: Final = 256 * 1024 * 1024  # "endless", yet a test run cannot hang on it
+
+
+async def _captcha(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     name = _CAPTCHA_NAME.fullmatch(request.match_info["name"])
     if name is None:
@@ -552,6 +558,17 @@ async def _captcha(request: web.Request) -> web.Response:
     # Like the site: a picture is shown only to the attempt it was handed out to.
     if state.captchas.get(request.cookies.get("sid", "")) != name.group(1):
         raise web.HTTPForbidden()
+    if state.captcha_picture == "huge":
+        return web.Response(body=CAPTCHA_PNG + b"\0" * (2 * 1024 * 1024), content_type="image/png")
+    if state.captcha_picture == "endless":
+        response = web.StreamResponse(headers={"Content-Type": "image/png"})
+        await response.prepare(request)
+        chunk, sent = CAPTCHA_PNG + b"\0" * (64 * 1024), 0
+        with contextlib.suppress(ConnectionError):
+            while sent < _ENDLESS_LIMIT:  # until the client hangs up
+                await response.write(chunk)
+                sent += len(chunk)
+        return response
     return web.Response(body=CAPTCHA_PNG, content_type="image/png")
 
 
@@ -627,6 +644,14 @@ def _admin_captcha_cookie(state: FakeState, body: dict[str, Any]) -> Any:
     return {"ok": True}
 
 
+def _admin_captcha_picture(state: FakeState, body: dict[str, Any]) -> Any:
+    kind = str(body["kind"])
+    if kind not in CAPTCHA_PICTURES:
+        raise ValueError(f"unknown picture {kind!r}; one of {sorted(CAPTCHA_PICTURES)}")
+    state.captcha_picture = kind
+    return {"ok": True}
+
+
 def _admin_oauth_base(state: FakeState, body: dict[str, Any]) -> Any:
     state.oauth_base = str(body["base"]).rstrip("/")
     return {"ok": True}
@@ -683,6 +708,7 @@ def build_app(state: FakeState, mirror: FakeMirror | None = None) -> web.Applica
         "replace": _admin_replace,
         "captcha_cookie": _admin_captcha_cookie,
         "oauth_base": _admin_oauth_base,
+        "captcha_picture": _admin_captcha_picture,
         "users": _admin_users,
         "mode": _admin_mode,
         "expire": _admin_expire,
@@ -804,6 +830,10 @@ class FakeSpacesControl:
 
     async def set_captcha_cookie_domain(self, domain: str | None) -> None:
         await self._request("POST", "captcha_cookie", {"domain": domain})
+
+    async def set_captcha_picture(self, kind: str) -> None:
+        """ "png", "huge" or "endless"."""
+        await self._request("POST", "captcha_picture", {"kind": kind})
 
     async def set_oauth_base(self, base: str) -> None:
         await self._request("POST", "oauth_base", {"base": base})
