@@ -12,6 +12,7 @@ import pytest
 
 from bot.handlers.login import NEW_PICTURE
 from bot.storage.crypto import generate_key
+from tests.conversation.conftest import step_data
 from tests.e2e.test_bot_process import CHAT, BotProcess, bot_env, say, t
 from tests.fakes.spaces_server import FakeSpaces
 from tests.fakes.telegram_server import ApiCall, FakeTelegram
@@ -40,6 +41,7 @@ async def test_failover_to_the_next_mirror_and_stats_name_it(
 ) -> None:
     tg, html_mirror, good = site
     html_mirror.mirror.mode = "html"  # answers a web page where JSON should be
+    good.state.oauth_base = "https://gdespaces.com.evil.example"  # not Spaces: no buttons
     env = bot_env(tg, good, tmp_path, generate_key())
     refused = f"http://127.0.0.1:{closed_port()}"
     env["SPACES_BASE_URL"] = f"{refused},{html_mirror.url},{good.url}"
@@ -60,6 +62,8 @@ async def test_failover_to_the_next_mirror_and_stats_name_it(
         await say(tg, "/stats", t("admin-stats-mirror", mirror=html_mirror.url))
     finally:
         assert await bot.stop() == 0
+    assert [c for c in tg.calls if url_buttons(c)] == []
+    assert good.state.counts["getOAuthLinks"] >= 1
     log = bot.stderr.decode()
     assert "Traceback" not in log and "mirror" in log
 
@@ -89,18 +93,23 @@ async def test_login_as_the_site_does_it(
     try:
         await tg.wait_for_call("setMyCommands", timeout=20)
         # Sign-in links on gdespaces.com, Google's too, become buttons.
-        ask = await say(tg, "/login", t("login-ask-login")[:30])
-        links = url_buttons(ask)
+        mark = tg.mark()
+        await say(tg, "/login", t("login-ask-login")[:30])
+        # The prompt gets its buttons as soon as Spaces gives them.
+        edit = await tg.wait_for_call(
+            "editMessageText", predicate=lambda c: bool(url_buttons(c)), after=mark
+        )
+        links = url_buttons(edit)
         assert len(links) == 5 and all(u.startswith("https://gdespaces.com/oauth/") for u in links)
-        await say(tg, "/cancel")
+        await say(tg, "/cancel", method="editMessageText")
 
         # The captcha's cookie: the picture, a new picture and the answer all carry it.
         state.set_captcha("alice", True, "4242")
         await say(tg, "/login", t("login-ask-login")[:30])
         await say(tg, "alice", "alice")
-        await say(tg, "secret123", t("captcha-ask"), method="sendPhoto")
+        photo = await say(tg, "secret123", t("captcha-ask"), method="sendPhoto")
         mark = tg.mark()
-        tg.press_button(NEW_PICTURE, chat_id=CHAT)
+        tg.press_button(step_data([photo], NEW_PICTURE), chat_id=CHAT)
         await tg.wait_for_call("sendPhoto", after=mark, timeout=15)
         latest = list(state.captchas)[-1]  # the newest picture's cookie
         await say(tg, "4242", "Alice")
@@ -140,9 +149,6 @@ async def test_login_as_the_site_does_it(
             await say(tg, "secret123", t("captcha-unavailable")[:30])
             assert tg.calls_of("sendPhoto", after=mark) == []
             state.captcha_cookie_domain, state.captcha_picture = None, "png"
-        state.oauth_base = "https://gdespaces.com.evil.example"
-        ask = await say(tg, "/login", t("login-ask-login")[:30])
-        assert url_buttons(ask) == []
     finally:
         assert await bot.stop() == 0
     log = bot.stderr.decode()
