@@ -505,7 +505,7 @@ async def _neoapi(request: web.Request) -> web.StreamResponse:
     if mode == "timeout":
         await state.stall()
         return web.Response(status=504, text="stalled")
-    if state.mode == "gzipbomb":
+    if mode == "gzipbomb":
         return web.Response(
             body=gzip_bomb(),
             content_type="application/json",
