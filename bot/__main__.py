@@ -59,7 +59,11 @@ def _main(argv: list[str] | None) -> int:
     except SettingsError as exc:  # e.g. a .env file that cannot be read
         print(f"settings could not be read: {exc}", file=sys.stderr)
         return 2
-    secrets = [settings.bot_token.get_secret_value(), *settings.key_strings()]
+    secrets = [
+        settings.bot_token.get_secret_value(),
+        *settings.key_strings(),
+        settings.effective_webhook_secret,
+    ]
     setup_logging(settings.log_level, settings.log_format, secrets)
     try:
         asyncio.run(run(settings, new_database=args.new_database))

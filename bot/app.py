@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot._telegram_types import build_types_in_use
 from bot.config import Settings
+from bot.errors import StartupError as StartupError  # re-exported: __main__ catches it here
 from bot.handlers import routers
 from bot.handlers.menu import set_chat_menu, set_general_menus
 from bot.handlers.middlewares import (
@@ -64,6 +65,7 @@ from bot.storage.install import earlier_install, mark_installed, sqlite_file
 from bot.storage.owners import OwnerStore
 from bot.storage.store import Store
 from bot.telegram_retry import RetryAfterMiddleware
+from bot.webhook import delete_leftover_webhook, open_webhook
 
 try:
     VERSION = package_version("spaces-bridge-bot")
@@ -73,10 +75,6 @@ except PackageNotFoundError:  # running from a checkout that was never installed
 REDIS_PING_SECONDS = 5.0
 
 log = logging.getLogger(__name__)
-
-
-class StartupError(Exception):
-    """Startup cannot go on; the message is the one line the owner reads."""
 
 
 def build_bot(settings: Settings) -> Bot:
@@ -493,6 +491,9 @@ async def run(settings: Settings, *, new_database: bool = False) -> None:
         check_data_dir(settings)
         check_health_port(settings)
         await check_redis(settings)
+        webhook = open_webhook(settings)  # a busy port stops here too
+        if webhook is not None:
+            stack.callback(webhook.close)
         store, owners, cipher, sessionmaker = await prepare_store(
             settings, stack, new_database=new_database
         )
@@ -525,11 +526,13 @@ async def run(settings: Settings, *, new_database: bool = False) -> None:
             if settings.health_port is not None
             else None
         )
+        # HEALTH_PORT equal to WEBHOOK_PORT: one server answers both.
+        shares_port = webhook is not None and settings.health_port == settings.webhook_port
 
         async def on_startup(bot: Bot) -> None:
             me = await bot.get_me()
             await set_command_menu(bot, i18n, store, settings.admin_ids)
-            if health is not None:
+            if health is not None and not shares_port:
                 await health.start()
             watch_task.start()
             await services.broadcasts.report_interrupted()
@@ -543,5 +546,9 @@ async def run(settings: Settings, *, new_database: bool = False) -> None:
 
         dp.startup.register(on_startup)
         dp.shutdown.register(on_shutdown)
-        await dp.start_polling(bot, handle_signals=True, close_bot_session=False)
+        if webhook is not None:
+            await webhook.serve(bot, dp, mount=health.mount if health and shares_port else None)
+        else:
+            await delete_leftover_webhook(bot)
+            await dp.start_polling(bot, handle_signals=True, close_bot_session=False)
         log.info("bot stopped")

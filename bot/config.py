@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, HttpUrl, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.spaces.hosts import parse_mirrors
@@ -18,6 +22,44 @@ DOCUMENTED_RID = (
     "APA91bFwsPw4clF4y0RHWtg6Y4fC6UnxcrmZYLiko_ifv-8g7Qi-5koV4GRaVax5zMWTMke9eUF-MzHhzdM9iYQEF"
     "Dff5lnHuMlwIl-zNAu4MfYS4PlL0j8C28XZgNJmQbRSd1BE4eSW"
 )
+
+# What Telegram accepts as a webhook's secret_token.
+WEBHOOK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# Keyed by the bot token, so every instance derives the same secret without being told.
+_WEBHOOK_SECRET_LABEL = b"spaces-bridge-bot webhook secret v1"
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
+
+
+def derive_webhook_secret(bot_token: str) -> str:
+    """The webhook secret when WEBHOOK_SECRET is unset: HMAC-SHA256 of a fixed label."""
+    digest = hmac.new(bot_token.encode(), _WEBHOOK_SECRET_LABEL, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")  # 43 of A-Z a-z 0-9 _ -
+
+
+def is_loopback_host(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_webhook_url(value: str) -> str:
+    """https, or http to this very host only (the secret would cross a network in clear)."""
+    try:
+        url = HttpUrl(value)
+    except ValidationError:
+        raise ValueError("is not a URL (for example https://bot.example.org/telegram)") from None
+    host = url.host or ""
+    if url.scheme == "http" and not is_loopback_host(host):
+        raise ValueError(
+            "must start with https:// (http:// is accepted only for 127.0.0.1, ::1 or "
+            "localhost, e.g. a local Bot API server)"
+        )
+    if url.fragment is not None or url.username is not None:
+        raise ValueError("must not carry a #fragment or user:password@")
+    return value
 
 
 # The README's quick start shows this token; left in place it must say so, not "refused".
@@ -75,6 +117,12 @@ class Settings(BaseSettings):
     health_port: int | None = Field(default=None, ge=0, le=65535)
     health_host: str = "127.0.0.1"
 
+    # Webhook mode when WEBHOOK_URL is set (Telegram POSTs updates there); else long polling.
+    webhook_url: str | None = None
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = Field(default=8080, ge=1, le=65535)
+    webhook_secret: SecretStr | None = None
+
     # The clock times people read (/status, notices, /audit) are shown in this zone.
     timezone: str = "Europe/Moscow"
 
@@ -116,6 +164,18 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        return check_webhook_url(value) if value else None
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not WEBHOOK_SECRET_PATTERN.fullmatch(value.get_secret_value()):
+            raise ValueError("must be 1 to 256 characters, each one of A-Z, a-z, 0-9, _ and -")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -197,6 +257,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'bot.sqlite3').as_posix()}"
+
+    @property
+    def effective_webhook_secret(self) -> str:
+        if self.webhook_secret is not None:
+            return self.webhook_secret.get_secret_value()
+        return derive_webhook_secret(self.bot_token.get_secret_value())
 
     def key_strings(self) -> list[str]:
         """The configured keys, first one encrypts; empty when none is configured."""

@@ -182,11 +182,16 @@ class HealthServer:
             raise RuntimeError("the health server is not started")
         return self._port
 
-    async def start(self) -> None:
-        app = web.Application()
+    def mount(self, app: web.Application) -> None:
+        """Serves the endpoints from another server's app (the webhook's) instead of start()."""
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
+        self._started = time.monotonic()
+
+    async def start(self) -> None:
+        app = web.Application()
+        self.mount(app)
         runner = web.AppRunner(app, access_log=None)  # a probe every few seconds is no news
         await runner.setup()
         try:
