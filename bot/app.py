@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot._telegram_types import build_types_in_use
 from bot.config import Settings
+from bot.domain import Backlog
 from bot.errors import StartupError as StartupError  # re-exported: __main__ catches it here
 from bot.handlers import routers
 from bot.handlers.menu import set_chat_menu, set_general_menus
@@ -47,10 +48,11 @@ from bot.handlers.middlewares import (
     FloodMiddleware,
 )
 from bot.handlers.stray import StrayText
-from bot.health import CachedProbe, HealthServer, HealthSources
+from bot.health import CachedProbe, HealthServer, HealthSources, LoopSource
 from bot.locales import PoI18n, build_i18n, locale_for_language_code
 from bot.services.account import AccountService
 from bot.services.broadcast import BroadcastService
+from bot.services.clock import utcnow
 from bot.services.guard import LoginGuard
 from bot.services.login import LoginService, PasswordSeal
 from bot.services.notifier import Notifier, TelegramSender
@@ -73,6 +75,10 @@ except PackageNotFoundError:  # running from a checkout that was never installed
     VERSION = "0+unknown"
 
 REDIS_PING_SECONDS = 5.0
+# The database probe of /readyz writes; a supervisor asking every second costs one write in this.
+DATABASE_PROBE_TTL = 5.0
+# A cancelled background task may still give back claimed notices (bounded by the notifier).
+CANCEL_CLEANUP_SECONDS = 2.5
 
 log = logging.getLogger(__name__)
 
@@ -208,21 +214,46 @@ def build_dispatcher(services: Services, fsm_storage: BaseStorage) -> Dispatcher
     return dp
 
 
-def build_watch(services: Services) -> SessionWatch:
+def build_notifier(services: Services) -> Notifier:
+    return Notifier(
+        services.store,
+        services.sender,
+        services.i18n,
+        services.settings.admin_ids,
+        stats=services.owners.bump,
+    )
+
+
+def build_watch(services: Services, notifier: Notifier) -> SessionWatch:
     settings = services.settings
-    notifier = Notifier(services.store, services.sender, services.i18n, settings.admin_ids)
     config = WatchConfig(
         interval=settings.check_interval_seconds,
         concurrency=settings.check_concurrency,
         spaces_rate=settings.spaces_rate_per_second,
+        spaces_timeout=settings.spaces_timeout_seconds,
     )
     return SessionWatch(
         services.store, services.spaces, notifier, config, stats=services.owners.bump
     )
 
 
+def loop_max_silence(settings: Settings, watch: SessionWatch) -> tuple[float, float]:
+    """How long the watch and the outbox may go without a heartbeat before they count as
+    stuck: longer than their slowest healthy step, which the watchdog would cancel anyway."""
+    config = watch.config
+    step = max(config.check_deadline, config.database_step_seconds)
+    watch_bound = max(120.0, 3 * min(settings.check_interval_seconds, 60.0), 2 * step)
+    # The outbox beats per notice and every few seconds when idle; a 429 pause is the longest
+    # healthy wait (Telegram asks for seconds to a minute).
+    return watch_bound, max(120.0, 2 * config.database_step_seconds)
+
+
 def build_health_server(
-    services: Services, watch: SessionWatch, bot: Bot, dp: Dispatcher
+    services: Services,
+    watch: SessionWatch,
+    notifier: Notifier,
+    bot: Bot,
+    fsm_storage: BaseStorage,
 ) -> HealthServer:
     settings = services.settings
 
@@ -230,22 +261,37 @@ def build_health_server(
         await bot.get_me(request_timeout=5)
         return True
 
+    async def redis_ok() -> bool:
+        ping = getattr(fsm_storage, "redis", None)
+        if ping is None:
+            return True
+        await ping.ping()
+        return True
+
     def counters() -> dict[str, dict[str, float]]:
         checks = {k: float(watch.totals.get(k, 0)) for k in ("confirmed", "ended", "transient")}
         return {
             "updates": dict(services.updates_seen),
             "checks": checks,
-            "notices": {"sent": float(watch.totals.get("notices", 0))},
+            "notices": {"sent": float(notifier.delivered)},
             "sends": {k: float(v) for k, v in services.sender.stats.items()},
         }
 
+    async def backlog() -> Backlog:
+        return await services.store.backlog(utcnow())
+
+    watch_silence, outbox_silence = loop_max_silence(settings, watch)
     sources = HealthSources(
-        database_ok=services.store.ping,
+        database_ok=CachedProbe(services.store.probe, ttl=DATABASE_PROBE_TTL),
         telegram_ok=CachedProbe(telegram_ok, ttl=30.0),
-        last_sweep_at=lambda: watch.last_sweep_at,
-        sweep_max_age_seconds=max(120.0, 3 * min(settings.check_interval_seconds, 60.0)),
+        redis_ok=CachedProbe(redis_ok, ttl=DATABASE_PROBE_TTL) if settings.redis_url else None,
+        loops={
+            "watch": LoopSource(watch.heartbeat.age, watch_silence),
+            "delivery": LoopSource(notifier.heartbeat.age, outbox_silence),
+        },
         counters=counters,
         sessions_by_state=services.owners.sessions_by_state,
+        backlog=backlog,
         version=services.version,
     )
     return HealthServer(sources, host=settings.health_host, port=settings.health_port or 0)
@@ -271,17 +317,18 @@ class BackgroundTask:
             log.error("%s stopped with an error", self._name, exc_info=task.exception())
 
     async def stop(self, grace: float = 1.5) -> None:
+        """Ask it to stop; after `grace` seconds cancel it, and after as long again move on,
+        so a stop never hangs on a task (it is logged then)."""
         if self._task is None:
             return
         self._stop.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), grace)
-        except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        except Exception:
-            pass
+        done, _ = await asyncio.wait({self._task}, timeout=grace)
+        if done:
+            return
+        self._task.cancel()
+        done, _ = await asyncio.wait({self._task}, timeout=grace + CANCEL_CLEANUP_SECONDS)
+        if not done:
+            log.error("%s did not stop in time; leaving it", self._name)
 
 
 def check_data_dir(settings: Settings) -> None:
@@ -519,10 +566,14 @@ async def run(settings: Settings, *, new_database: bool = False) -> None:
             i18n=i18n,
         )
         dp = build_dispatcher(services, fsm_storage)
-        watch = build_watch(services)
-        watch_task = BackgroundTask("session-watch", watch.run)
+        notifier = build_notifier(services)
+        watch = build_watch(services, notifier)
+        background = [
+            BackgroundTask("notice-outbox", notifier.run),
+            BackgroundTask("session-watch", watch.run),
+        ]
         health = (
-            build_health_server(services, watch, bot, dp)
+            build_health_server(services, watch, notifier, bot, fsm_storage)
             if settings.health_port is not None
             else None
         )
@@ -534,13 +585,16 @@ async def run(settings: Settings, *, new_database: bool = False) -> None:
             await set_command_menu(bot, i18n, store, settings.admin_ids)
             if health is not None and not shares_port:
                 await health.start()
-            watch_task.start()
+            for task in background:
+                task.start()
             await services.broadcasts.report_interrupted()
             log.info("bot @%s started (id %s)", me.username, me.id)
 
         async def on_shutdown() -> None:
-            await services.broadcasts.stop_all()
-            await watch_task.stop()
+            # Together, so a stop takes one grace period, not one per task.
+            await asyncio.gather(
+                services.broadcasts.stop_all(), *(task.stop() for task in background)
+            )
             if health is not None:
                 await health.stop()
 

@@ -13,6 +13,21 @@ class SessionState(StrEnum):
     ENDED = "ended"  # Spaces said it no longer exists (expired, logged out elsewhere)
 
 
+class NoticeState(StrEnum):
+    """Where a session's expiry notice stands in the outbox.
+
+    Only SENDING can be uncertain: the row is switched to it right before the one call that
+    sends, so a stop can leave at most the messages in flight in doubt.
+    """
+
+    NONE = "none"  # nothing to tell (the session has not ended)
+    PENDING = "pending"  # to be sent (again, after `notice_due_at` when that is set)
+    CLAIMED = "claimed"  # taken by a sender, not yet handed to Telegram: safe to give back
+    SENDING = "sending"  # handed to Telegram; its answer is not recorded yet
+    SENT = "sent"  # told, or another try would be refused too
+    UNCERTAIN = "uncertain"  # was SENDING when a process stopped: perhaps told, never resent
+
+
 @dataclass(frozen=True, slots=True)
 class LinkedSession:
     """A chat's Spaces session as the bot holds it, secrets decrypted."""
@@ -51,3 +66,13 @@ class ExpiryNotice:
     ended_at: datetime | None
     language_code: str | None
     language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """How far behind the watch is: checks past due and notices not yet told."""
+
+    overdue_sessions: int
+    oldest_overdue_since: datetime | None
+    pending_notices: int
+    oldest_pending_since: datetime | None

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
 
 from bot.config import Settings
+from bot.health import HealthServer, HealthSources
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
@@ -274,6 +279,38 @@ def test_healthcheck_and_entrypoint() -> None:
     assert stage["ENTRYPOINT"] == '["/app/docker/entrypoint.sh"]'
     assert stage["WORKDIR"] == "/app"
     assert "DATA_DIR=/data" in stage["ENV"]
+
+
+@pytest.mark.parametrize(("ready", "exit_code"), [(True, 0), (False, 1)])
+async def test_the_health_check_asks_readiness_not_liveness(ready: bool, exit_code: int) -> None:
+    """A bot that is alive but not ready (here: its database takes no writes) is unhealthy."""
+    sources = HealthSources(
+        database_ok=lambda: _answer(ready),
+        telegram_ok=lambda: _answer(True),
+        loops={},
+        counters=dict,
+        sessions_by_state=lambda: _answer({}),
+        version="test",
+    )
+    server = HealthServer(sources, port=0)
+    await server.start()
+    try:
+        check = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(DOCKER / "healthcheck.py"),
+            env={"HEALTH_PORT": str(server.port), "PATH": os.environ.get("PATH", "")},
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(check.communicate(), 20)
+    finally:
+        await server.stop()
+    assert check.returncode == exit_code, stderr
+    if not ready:
+        assert b"database" in stderr
+
+
+async def _answer(value: T) -> T:
+    return value
 
 
 def test_dockerignore_keeps_the_context_small_and_secret_free() -> None:

@@ -15,17 +15,23 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from bot.domain import DueSession
 from bot.services.clock import utcnow
 from bot.services.notifier import Notifier
 from bot.services.pacing import RateLimiter
+from bot.services.watchdog import DATABASE_STEP_SECONDS, Heartbeat, StepStuck, pause_or_stop, within
 from bot.spaces import Account, SpacesAPIError, SpacesClient, SpacesError
 from bot.storage.store import Store
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 REACHABILITY_KEY = "spaces_reachability"
+# After a failed sweep the watch waits 2, 4, 8 ... seconds, at most this long.
+MAX_RESTART_PAUSE = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +42,15 @@ class WatchConfig:
     batch_size: int = 200
     # While Spaces looks down, only this many sessions are tried per round.
     probe_size: int = 3
+    spaces_timeout: float = 10.0
+    database_step_seconds: float = DATABASE_STEP_SECONDS
+
+    @property
+    def check_deadline(self) -> float:
+        """One check is stuck after this: its request is bounded by `spaces_timeout`, and
+        the margin covers a slow connect and the wait for a slot of the pacing."""
+        pacing = 1.0 / self.spaces_rate if self.spaces_rate > 0 else 0.0
+        return 3 * self.spaces_timeout + self.concurrency * pacing + 1.0
 
     @property
     def max_sleep(self) -> float:
@@ -97,7 +112,6 @@ class SweepReport:
     checked: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     ended: int = 0
-    notices: int = 0
     spaces_down: bool = False
     skipped_unreadable: int = 0
 
@@ -116,11 +130,11 @@ class SessionWatch:
         self._store = store
         self._spaces = spaces
         self._notifier = notifier
-        self._config = config
+        self.config = config
         self._rng = rng or random.Random()
         self._limiter = RateLimiter(config.spaces_rate)
         self.detector = OutageDetector()
-        self.last_sweep_at: datetime | None = None
+        self.heartbeat = Heartbeat()
         self.totals: Counter[str] = Counter()
         self._reachability: str | None = None  # "up"/"down" as last stored or read; None: not yet
         self._stats = stats
@@ -130,61 +144,82 @@ class SessionWatch:
     def next_check_after(self, now: datetime) -> datetime:
         """A confirmed session's next check: one interval on, ±10% so checks stay spread."""
         spread = self._rng.uniform(0.9, 1.1)
-        return now + timedelta(seconds=self._config.interval * spread)
+        return now + timedelta(seconds=self.config.interval * spread)
 
     def _retry_after(self, now: datetime, failures: int) -> datetime:
-        delay = min(self._config.interval, self._config.backoff_base * 2 ** min(failures, 16))
+        delay = min(self.config.interval, self.config.backoff_base * 2 ** min(failures, 16))
         return now + timedelta(seconds=delay * self._rng.uniform(0.8, 1.2))
 
     # -- one sweep --------------------------------------------------------------------------
 
     async def sweep(self) -> float:
-        """Check everything that is due now and send pending notices; returns how long to
-        wait before the next sweep."""
+        """Check everything that is due now; returns how long to wait before the next sweep.
+
+        Ended sessions queue their notice and wake the outbox (Notifier.run), which sends
+        it at once: however many sessions are due, a notice never waits for the checks.
+        """
         report = SweepReport()
         await self._restore_reachability()
         now = utcnow()
         while True:
-            limit = self._config.probe_size if self.detector.down else self._config.batch_size
-            due, unreadable = await self._store.due_sessions(now, limit)
+            limit = self.config.probe_size if self.detector.down else self.config.batch_size
+            due, unreadable = await self._db(
+                "reading the due sessions", self._store.due_sessions(now, limit)
+            )
             if unreadable:
                 report.skipped_unreadable += len(unreadable)
                 for chat_id in unreadable:
                     log.error("session of chat %s cannot be decrypted; skipped", chat_id)
-                await self._store.defer(unreadable, now + timedelta(seconds=self._config.interval))
+                until = now + timedelta(seconds=self.config.interval)
+                await self._db(
+                    "deferring unreadable sessions", self._store.defer(unreadable, until)
+                )
             if not due:
                 break
+            batch = SweepReport()
             outcomes = await self._check_batch(due)
-            await self._apply(due, outcomes, report)
-            self.last_sweep_at = utcnow()  # progress, so a long sweep still counts as alive
+            await self._apply(due, outcomes, batch)
+            if batch.ended:
+                self._notifier.wake()
+            await self._count(batch, report)
+            self.heartbeat.beat()  # progress, so a long sweep still counts as alive
             if self.detector.down or len(due) < limit:
                 break
             now = utcnow()
-        report.notices = await self._notifier.deliver_pending()
-        self.last_sweep_at = utcnow()
-        self.totals.update(report.outcomes)
-        self.totals["notices"] += report.notices
-        if self._stats is not None:
-            await self._stats({**report.outcomes, "notices": report.notices}, utcnow())
-        if report.checked or report.notices:
+        self.heartbeat.beat()
+        if report.checked:
             log.info(
-                "sweep: %d checked %s, %d ended, %d notices%s",
+                "sweep: %d checked %s, %d ended%s",
                 report.checked,
                 dict(report.outcomes),
                 report.ended,
-                report.notices,
                 ", Spaces looks down" if report.spaces_down else "",
             )
         return await self._pause()
 
+    async def _count(self, batch: SweepReport, report: SweepReport) -> None:
+        report.checked += batch.checked
+        report.ended += batch.ended
+        report.outcomes.update(batch.outcomes)
+        report.spaces_down = report.spaces_down or batch.spaces_down
+        self.totals.update(batch.outcomes)
+        if self._stats is not None:
+            await self._db("counting checks", self._stats(dict(batch.outcomes), utcnow()))
+
+    async def _db(self, step: str, awaitable: Awaitable[T]) -> T:
+        """A database call of the watch, cancelled (and said once) when it hangs."""
+        return await within(
+            f"the session watch: {step}", self.config.database_step_seconds, awaitable
+        )
+
     async def _pause(self) -> float:
         if self.detector.down:
-            return self._config.backoff_base
-        next_due = await self._store.next_due_at()
+            return self.config.backoff_base
+        next_due = await self._db("reading the next due time", self._store.next_due_at())
         if next_due is None:
-            return self._config.max_sleep
+            return self.config.max_sleep
         wait = (next_due - utcnow()).total_seconds()
-        return min(max(wait, 0.05), self._config.max_sleep)
+        return min(max(wait, 0.05), self.config.max_sleep)
 
     async def _check_batch(self, due: list[DueSession]) -> list[_Outcome]:
         """Outcomes in `due`'s order. `concurrency` workers each take the next session as soon
@@ -197,14 +232,19 @@ class SessionWatch:
             for i in slots:  # shared: each session is taken once, in order
                 outcomes[i] = await self._check(due[i])
 
-        workers = min(self._config.concurrency, len(due))
+        workers = min(self.config.concurrency, len(due))
         await asyncio.gather(*(worker() for _ in range(workers)))
         return outcomes
 
     async def _check(self, due: DueSession) -> _Outcome:
         await self._limiter.acquire()
+        step = f"the session watch: checking the session of chat {due.chat_id}"
         try:
-            return _Confirmed(await self._spaces.check(due.sid))
+            return _Confirmed(
+                await within(step, self.config.check_deadline, self._spaces.check(due.sid))
+            )
+        except StepStuck:
+            return _Transient("stuck")
         except SpacesAPIError as exc:
             if exc.is_session_gone:
                 return _Ended(exc.code)
@@ -229,7 +269,7 @@ class SessionWatch:
             # Spaces looks down: no session changes; they are simply looked at later.
             report.spaces_down = True
             later = [(d, self._retry_after(now, d.failures)) for d in due]
-            await self._store.record_checks(now, postponed=later)
+            await self._db("recording checks", self._store.record_checks(now, postponed=later))
             await self._set_reachability(up=False)
             return
 
@@ -243,8 +283,9 @@ class SessionWatch:
                 ended.append(d)
             else:
                 deferred.append((d, self._retry_after(now, d.failures + 1)))
-        report.ended += await self._store.record_checks(
-            now, confirmed=confirmed, ended=ended, deferred=deferred
+        report.ended += await self._db(
+            "recording checks",
+            self._store.record_checks(now, confirmed=confirmed, ended=ended, deferred=deferred),
         )
         if confirmed or ended:
             await self._set_reachability(up=True)
@@ -253,7 +294,8 @@ class SessionWatch:
 
     async def _restore_reachability(self) -> None:
         if self._reachability is None:
-            self._reachability = await self._store.get_meta(REACHABILITY_KEY) or "up"
+            stored = await self._db("reading reachability", self._store.get_meta(REACHABILITY_KEY))
+            self._reachability = stored or "up"
             self.detector.down = self._reachability == "down"
 
     async def _set_reachability(self, *, up: bool) -> None:
@@ -261,12 +303,14 @@ class SessionWatch:
         if self._reachability == value:
             return  # as this watcher last stored or read it: no query per batch
         # Read again before a change: another process on this database may have told them.
-        stored = await self._store.get_meta(REACHABILITY_KEY) or "up"
+        stored = (
+            await self._db("reading reachability", self._store.get_meta(REACHABILITY_KEY)) or "up"
+        )
         self._reachability = stored
         if stored == value:
             return
         # Stored first: the owners hear of each change once, even across a restart.
-        await self._store.set_meta(REACHABILITY_KEY, value)
+        await self._db("storing reachability", self._store.set_meta(REACHABILITY_KEY, value))
         self._reachability = value
         log.warning("Spaces looks %s", "reachable again" if up else "unreachable")
         await self._notifier.tell_admins("admin-spaces-up" if up else "admin-spaces-down")
@@ -274,22 +318,17 @@ class SessionWatch:
     # -- the background task ----------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Sweep until `stop` is set; a crash is logged and the loop starts again."""
-        settled = await self._store.settle_interrupted_notices()
-        if settled:
-            log.warning(
-                "%d expiry notice(s) were being sent when the bot stopped; not resent", settled
-            )
+        """Sweep until `stop` is set; a crash or a stuck step is logged and the loop goes on."""
         crashes = 0
         while not stop.is_set():
             try:
                 pause = await self.sweep()
                 crashes = 0
+            except StepStuck:
+                crashes += 1  # said in one line where it was noticed
+                pause = min(MAX_RESTART_PAUSE, 2.0**crashes)
             except Exception:
                 crashes += 1
-                pause = min(60.0, 2.0**crashes)
+                pause = min(MAX_RESTART_PAUSE, 2.0**crashes)
                 log.exception("the session watch failed; starting again in %.0f s", pause)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=pause)
-            except TimeoutError:
-                pass
+            await pause_or_stop(stop, pause)

@@ -78,7 +78,7 @@ class SpacesSession(Base):
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failures: Mapped[int] = mapped_column(Integer, server_default="0")
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # The expiry notice: none, pending, sending (claimed; never sent twice) or sent.
+    # The expiry notice's place in the outbox: see domain.NoticeState.
     notice: Mapped[str] = mapped_column(String(16), server_default="none")
     notice_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

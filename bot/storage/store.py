@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Column, Table, bindparam, delete, func, inspect, or_, select, update
@@ -14,7 +15,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyErro
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Update
 
-from bot.domain import DueSession, ExpiryNotice, LinkedSession, SessionState
+from bot.domain import Backlog, DueSession, ExpiryNotice, LinkedSession, NoticeState, SessionState
 from bot.spaces.types import Account
 from bot.storage.crypto import Cipher, DecryptError
 from bot.storage.models import Chat, Meta, SpacesSession
@@ -22,6 +23,7 @@ from bot.storage.models import Chat, Meta, SpacesSession
 log = logging.getLogger(__name__)
 
 CANARY_KEY = "key_canary"
+PROBE_KEY = "health_probe"  # written by the readiness probe: proof the database takes writes
 _CANARY_TEXT = "spaces-bridge canary"
 _CANARY_CONTEXT = "meta:key_canary"
 
@@ -36,6 +38,13 @@ class SessionUnreadable(Exception):
 
 class KeyMismatch(Exception):
     """None of the configured keys opens the canary written at first start."""
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """An aggregate over a UTC column comes back naive from SQLite (no column type applies)."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
 
 
 def _context(chat_id: int, field_name: str) -> str:
@@ -94,10 +103,28 @@ class Store:
         bind = sessionmaker.kw.get("bind")
         assert bind is not None, "the sessionmaker must be bound to an engine"
         self._dialect = bind.dialect
+        database = bind.url.database if bind.dialect.name == "sqlite" else None
+        self._sqlite_file = Path(database) if database and database != ":memory:" else None
 
     async def ping(self) -> bool:
         async with self._sessionmaker() as db:
             await db.execute(select(1))
+        return True
+
+    async def probe(self) -> bool:
+        """Readiness: the database is still there and takes a write (not deleted, full or
+        read-only). An open SQLite connection keeps working on a deleted file, so the file
+        is looked for by name first."""
+        if self._sqlite_file is not None and not self._sqlite_file.exists():
+            raise FileNotFoundError(f"the database file {self._sqlite_file} is gone")
+        insert = postgresql.insert if self._dialect.name == "postgresql" else sqlite.insert
+        stamp = datetime.now(UTC).isoformat()
+        stmt = insert(Meta).values(key=PROBE_KEY, value=stamp)
+        async with self._sessionmaker.begin() as db:
+            # A statement, not an ORM change: it writes even when the value looks the same.
+            await db.execute(
+                stmt.on_conflict_do_update(index_elements=[Meta.key], set_={"value": stamp})
+            )
         return True
 
     # -- keys -------------------------------------------------------------------------------
@@ -199,7 +226,7 @@ class Store:
             row.state = SessionState.ACTIVE
             row.failures = 0
             row.ended_at = None
-            row.notice = "none"
+            row.notice = NoticeState.NONE
             row.notice_due_at = None
             row.next_check_at = next_check_at or now
             await db.flush()
@@ -239,7 +266,7 @@ class Store:
             row.state = SessionState.ENDED
             row.ended_at = now
             row.next_check_at = None
-            row.notice = "pending" if notify else "sent"
+            row.notice = NoticeState.PENDING if notify else NoticeState.SENT
             row.notice_due_at = None
             return True
 
@@ -327,38 +354,69 @@ class Store:
                 update(SpacesSession).where(t.chat_id.in_(chat_ids)).values(next_check_at=until)
             )
 
-    async def claim_notices(self, now: datetime, limit: int) -> list[ExpiryNotice]:
-        """Pending notices to chats that have not blocked the bot, marked as being sent.
+    # -- the notice outbox -------------------------------------------------------------------
 
-        The claim is committed before anything is sent: after a crash a claimed notice is
-        never sent again (at most once), rather than perhaps twice.
+    async def claim_notice(self, now: datetime) -> ExpiryNotice | None:
+        """Take the oldest notice that can be sent now (chat not blocked, retry time reached).
+
+        One at a time, so a stop leaves few claims, and those are given back
+        (`release_notices`) or resent at the next start (`recover_notices`).
         """
         s = SESSIONS.c
         c = CHATS.c
-        query = (
-            select(
-                s.chat_id, s.nickname, s.last_confirmed_at, s.ended_at, c.language_code, c.language
-            )
+        pick = (
+            select(s.chat_id)
             .select_from(SESSIONS.outerjoin(CHATS, c.chat_id == s.chat_id))
-            .where(s.notice == "pending", c.blocked_at.is_(None))
+            .where(s.notice == NoticeState.PENDING.value, c.blocked_at.is_(None))
             .where(or_(s.notice_due_at.is_(None), s.notice_due_at <= now))
             .order_by(s.ended_at)
-            .limit(limit)
+            .limit(1)
         )
+        if self._dialect.name == "postgresql":
+            # Concurrent senders each skip the row another one is taking, instead of queueing.
+            pick = pick.with_for_update(of=SESSIONS, skip_locked=True)
+        details = select(
+            s.chat_id, s.nickname, s.last_confirmed_at, s.ended_at, c.language_code, c.language
+        ).select_from(SESSIONS.outerjoin(CHATS, c.chat_id == s.chat_id))
         async with self._sessionmaker.begin() as db:
-            rows = (await db.execute(query)).all()
-            if not rows:
-                return []
-            # Only the rows this call really switched count: with several bot processes on
-            # one database, a notice another process claimed first is not sent again here.
-            claimed = await db.execute(
-                update(SpacesSession)
-                .where(s.chat_id.in_([r[0] for r in rows]), s.notice == "pending")
-                .values(notice="sending")
+            # One statement: on SQLite it takes the write lock before it picks, so two senders
+            # (or two processes) never take the same notice.
+            claimed = await db.scalar(
+                update(SESSIONS)
+                .where(s.chat_id == pick.scalar_subquery(), s.notice == NoticeState.PENDING.value)
+                .values(notice=NoticeState.CLAIMED.value)
                 .returning(s.chat_id)
             )
-            mine = set(claimed.scalars().all())
-        return [ExpiryNotice(*row) for row in rows if row[0] in mine]
+            if claimed is None:
+                return None
+            row = (await db.execute(details.where(s.chat_id == claimed))).one()
+        return ExpiryNotice(*row)
+
+    async def start_sending_notice(self, chat_id: int) -> bool:
+        """Record that the claimed notice is being handed to Telegram now.
+
+        False when the claim is no longer ours (another process's start gave it back): then
+        it must not be sent here.
+        """
+        s = SESSIONS.c
+        async with self._sessionmaker.begin() as db:
+            result = await db.execute(
+                update(SESSIONS)
+                .where(s.chat_id == chat_id, s.notice == NoticeState.CLAIMED.value)
+                .values(notice=NoticeState.SENDING.value)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    async def take_back_notice(self, chat_id: int) -> bool:
+        """Telegram asked to wait: the notice did not go out, so it is only claimed again."""
+        s = SESSIONS.c
+        async with self._sessionmaker.begin() as db:
+            result = await db.execute(
+                update(SESSIONS)
+                .where(s.chat_id == chat_id, s.notice == NoticeState.SENDING.value)
+                .values(notice=NoticeState.CLAIMED.value)
+            )
+            return bool(getattr(result, "rowcount", 0))
 
     async def finish_notice(
         self, chat_id: int, *, delivered: bool, retry_at: datetime | None = None
@@ -366,23 +424,76 @@ class Store:
         """After a send: sent, or back to pending (optionally not before `retry_at`)."""
         s = SESSIONS.c
         values = (
-            {"notice": "sent"} if delivered else {"notice": "pending", "notice_due_at": retry_at}
+            {"notice": NoticeState.SENT.value}
+            if delivered
+            else {"notice": NoticeState.PENDING.value, "notice_due_at": retry_at}
         )
+        taken = (NoticeState.CLAIMED.value, NoticeState.SENDING.value)
         async with self._sessionmaker.begin() as db:
             await db.execute(
                 update(SpacesSession)
-                .where(s.chat_id == chat_id, s.notice == "sending")
+                .where(s.chat_id == chat_id, s.notice.in_(taken))
                 .values(**values)
             )
 
-    async def settle_interrupted_notices(self) -> int:
-        """Notices claimed by a process that stopped mid-send: treat them as sent."""
+    async def release_notices(self, chat_ids: Sequence[int]) -> int:
+        """Give back claims that were never handed to Telegram (on shutdown)."""
+        if not chat_ids:
+            return 0
         s = SESSIONS.c
         async with self._sessionmaker.begin() as db:
             result = await db.execute(
-                update(SpacesSession).where(s.notice == "sending").values(notice="sent")
+                update(SESSIONS)
+                .where(s.chat_id.in_(list(chat_ids)), s.notice == NoticeState.CLAIMED.value)
+                .values(notice=NoticeState.PENDING.value)
             )
             return getattr(result, "rowcount", 0) or 0
+
+    async def recover_notices(self) -> tuple[int, int]:
+        """At startup, after a stop: (claims given back to be sent, sends settled as uncertain).
+
+        A claim never handed to Telegram is sent again; a notice that was being handed over
+        may have arrived, so it is never sent again (at most once for that one message).
+        """
+        s = SESSIONS.c
+        async with self._sessionmaker.begin() as db:
+            returned = await db.execute(
+                update(SESSIONS)
+                .where(s.notice == NoticeState.CLAIMED.value)
+                .values(notice=NoticeState.PENDING.value)
+            )
+            settled = await db.execute(
+                update(SESSIONS)
+                .where(s.notice == NoticeState.SENDING.value)
+                .values(notice=NoticeState.UNCERTAIN.value)
+            )
+            return (
+                getattr(returned, "rowcount", 0) or 0,
+                getattr(settled, "rowcount", 0) or 0,
+            )
+
+    async def backlog(self, now: datetime) -> Backlog:
+        """How far behind the watch and the outbox are."""
+        s = SESSIONS.c
+        due = s.next_check_at <= now
+        waiting = s.notice.in_([NoticeState.PENDING.value, NoticeState.CLAIMED.value])
+        async with self._sessionmaker() as db:
+            overdue, oldest_due, pending, oldest_ended = (
+                await db.execute(
+                    select(
+                        func.count().filter(due),
+                        func.min(s.next_check_at).filter(due),
+                        func.count().filter(waiting),
+                        func.min(s.ended_at).filter(waiting),
+                    )
+                )
+            ).one()
+        return Backlog(
+            overdue_sessions=int(overdue),
+            oldest_overdue_since=_aware(oldest_due),
+            pending_notices=int(pending),
+            oldest_pending_since=_aware(oldest_ended),
+        )
 
     # -- chats ------------------------------------------------------------------------------
 
@@ -533,7 +644,7 @@ def _check_writes(
             ended_at=now,
             last_checked_at=now,
             next_check_at=None,
-            notice="pending",
+            notice=NoticeState.PENDING.value,
             notice_due_at=None,
         )
     )

@@ -291,6 +291,9 @@ class FakeTelegram:
         self._bot_texts: dict[str, dict[str, str]] = {}
 
         self._fail_rules: list[_FailRule] = []
+        self._page_rules: list[_FailRule] = []
+        self._held: dict[str, asyncio.Event] = {}
+        self._waiting: dict[str, int] = {}
         self._blocked: dict[int, str] = {}
 
         self._handlers: dict[str, Callable[[ApiCall], Any]] = {
@@ -632,6 +635,31 @@ class FakeTelegram:
             _FailRule(name, error_code, description, retry_after, times, chat_id)
         )
 
+    def answer_page_next(
+        self, method: str, *, status: int = 502, times: int = 1, chat_id: int | None = None
+    ) -> None:
+        """The next ``times`` calls of ``method`` get an HTML error page with ``status``, as a
+        proxy in front of Telegram answers when Telegram does not (aiogram cannot decode it)."""
+        name = self._canonical.get(method.lower(), method)
+        self._page_rules.append(_FailRule(name, status, "proxy page", None, times, chat_id))
+
+    def hold(self, method: str) -> None:
+        """Calls of ``method`` arrive (and are recorded as pending) but get no answer until
+        :meth:`release`: a request in flight, for as long as a test wants."""
+        name = self._canonical.get(method.lower(), method)
+        self._held.setdefault(name, asyncio.Event())
+
+    def release(self, method: str) -> None:
+        name = self._canonical.get(method.lower(), method)
+        held = self._held.pop(name, None)
+        if held is not None:
+            held.set()
+
+    def held_calls(self, method: str) -> int:
+        """How many calls of ``method`` are waiting for :meth:`release` now."""
+        name = self._canonical.get(method.lower(), method)
+        return self._waiting.get(name, 0)
+
     def fail_delete_message(
         self,
         *,
@@ -677,6 +705,20 @@ class FakeTelegram:
             return self._finish(call, 401, _ApiError(401, "Unauthorized").body())
         if method == "getUpdates":
             return await self._handle_get_updates(call)
+        held = self._held.get(method)
+        if held is not None:
+            self._waiting[method] = self._waiting.get(method, 0) + 1
+            try:
+                await held.wait()
+            finally:
+                self._waiting[method] -= 1
+        page = self._take_rule(self._page_rules, call)
+        if page is not None:
+            call.status = page.error_code
+            call.response = {"page": "proxy error"}
+            self._record(call)
+            html = "<html><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"
+            return web.Response(status=page.error_code, text=html, content_type="text/html")
         return self._run_method(call)
 
     def _run_method(self, call: ApiCall) -> web.Response:
@@ -707,14 +749,21 @@ class FakeTelegram:
         changed.set()
 
     def _check_fail_rules(self, call: ApiCall) -> None:
-        for rule in self._fail_rules:
+        rule = self._take_rule(self._fail_rules, call)
+        if rule is not None:
+            raise _ApiError(rule.error_code, rule.description, retry_after=rule.retry_after)
+
+    def _take_rule(self, rules: list[_FailRule], call: ApiCall) -> _FailRule | None:
+        """The first rule of ``rules`` that applies to ``call``, used up by one."""
+        for rule in rules:
             if rule.method != call.method or rule.remaining <= 0:
                 continue
             if rule.chat_id is not None and call.params.get("chat_id") != rule.chat_id:
                 continue
             rule.remaining -= 1
-            self._fail_rules = [r for r in self._fail_rules if r.remaining > 0]
-            raise _ApiError(rule.error_code, rule.description, retry_after=rule.retry_after)
+            rules[:] = [r for r in rules if r.remaining > 0]
+            return rule
+        return None
 
     def _serve_file(self, token: str, path: str) -> web.Response:
         if token != self.token:

@@ -39,9 +39,9 @@ async def test_migrations_up_down_up_and_the_store(pg_url: str, cipher: Cipher) 
         due, unreadable = await store.due_sessions(NOW + timedelta(seconds=1), 10)
         assert [d.chat_id for d in due] == [1] and unreadable == []
         await store.record_checks(NOW, ended=due)
-        notices = await store.claim_notices(NOW, 10)
+        notices = [n for _ in range(10) if (n := await store.claim_notice(NOW)) is not None]
         assert [n.chat_id for n in notices] == [1]
-        assert await store.claim_notices(NOW, 10) == []
+        assert await store.claim_notice(NOW) is None
 
         assert await store.touch_chat(1, 1, "ru", NOW) is None
         await store.set_chat_language(1, "en", NOW)
@@ -69,8 +69,8 @@ async def test_two_processes_never_claim_the_same_notice(pg_url: str, cipher: Ci
 
         async def drain(store: Store) -> list[int]:
             got: list[int] = []
-            while batch := await store.claim_notices(NOW, 7):
-                got += [n.chat_id for n in batch]
+            while notice := await store.claim_notice(NOW):
+                got.append(notice.chat_id)
             return got
 
         got_a, got_b = await asyncio.gather(drain(a), drain(b))

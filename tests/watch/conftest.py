@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -60,6 +60,12 @@ class WatchKit:
     tg: FakeTelegram
     store: Store
     sender: TelegramSender
+    notifier: Notifier
+
+    async def sweep(self) -> None:
+        """One sweep, then what the outbox loop would send right after it."""
+        await self.watch.sweep()
+        await self.notifier.deliver_pending()
 
     async def link(self, chat_id: int, sid: str, nick: str = "Alice", *, due: bool = True) -> None:
         now = datetime.now(UTC)
@@ -69,6 +75,9 @@ class WatchKit:
         return [
             c.params["text"] for c in self.tg.sent_messages(chat_id) if c.method == "sendMessage"
         ]
+
+
+MakeKit = Callable[..., WatchKit]
 
 
 @pytest.fixture
@@ -81,13 +90,20 @@ async def bot(tg: FakeTelegram) -> AsyncIterator[Bot]:
 
 @pytest.fixture
 def make_kit(store: Store, tg: FakeTelegram, bot: Bot):  # type: ignore[no-untyped-def]
-    def make(interval: float = 900.0, rate: float = 1000.0, notice_batch: int = 100) -> WatchKit:
+    def make(
+        interval: float = 900.0,
+        rate: float = 1000.0,
+        config: WatchConfig | None = None,
+        poll_seconds: float = 0.05,
+    ) -> WatchKit:
         spaces = ScriptedSpaces()
         sender = TelegramSender(bot, rate=min(rate, 30.0))
-        notifier = Notifier(store, sender, build_i18n(), [ADMIN], batch_size=notice_batch)
-        config = WatchConfig(interval=interval, concurrency=4, spaces_rate=0)
+        notifier = Notifier(store, sender, build_i18n(), [ADMIN], poll_seconds=poll_seconds)
+        config = config or WatchConfig(interval=interval, concurrency=4, spaces_rate=0)
         watch = SessionWatch(store, spaces, notifier, config, rng=random.Random(7))  # type: ignore[arg-type]
-        return WatchKit(watch=watch, spaces=spaces, tg=tg, store=store, sender=sender)
+        return WatchKit(
+            watch=watch, spaces=spaces, tg=tg, store=store, sender=sender, notifier=notifier
+        )
 
     return make
 
