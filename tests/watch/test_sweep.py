@@ -70,7 +70,7 @@ async def test_a_nickname_reads_as_typed_in_the_button_and_escaped_in_the_text(
     nickname = "<b>Bold</b>&Co"
     await kit.link(1, "1111", nickname)
     kit.spaces.answers["1111"] = SpacesAPIError("01001")
-    await kit.watch.sweep()
+    await kit.sweep()
     [sent] = kit.tg.sent_messages(1)
     assert "&lt;b&gt;Bold&lt;/b&gt;&amp;Co" in sent.params["text"]  # HTML parse mode
     button = sent.params["reply_markup"]["inline_keyboard"][0][0]
