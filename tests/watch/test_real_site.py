@@ -22,7 +22,7 @@ async def test_a_session_replaced_by_another_sign_in_has_ended(
 ) -> None:
     await kit.link(1, "1111")
     kit.spaces.answers["1111"] = SpacesAPIError("01006", auth_error=sub_code)
-    await kit.watch.sweep()
+    await kit.sweep()
     session = await kit.store.get_session(1)
     assert session is not None
     assert (session.state == SessionState.ENDED) is ended
