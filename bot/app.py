@@ -58,6 +58,7 @@ from bot.services.login import LoginService, PasswordSeal
 from bot.services.notifier import Notifier, TelegramSender
 from bot.services.owners import OwnerService
 from bot.services.watch import SessionWatch, WatchConfig
+from bot.services.watchdog import database_step_seconds
 from bot.spaces import SpacesClient
 from bot.spaces.transport import AiohttpTransport
 from bot.storage.crypto import Cipher, resolve_keys
@@ -221,6 +222,7 @@ def build_notifier(services: Services) -> Notifier:
         services.i18n,
         services.settings.admin_ids,
         stats=services.owners.bump,
+        database_step_seconds=database_step_seconds(services.settings.database_timeout_seconds),
     )
 
 
@@ -231,6 +233,7 @@ def build_watch(services: Services, notifier: Notifier) -> SessionWatch:
         concurrency=settings.check_concurrency,
         spaces_rate=settings.spaces_rate_per_second,
         spaces_timeout=settings.spaces_timeout_seconds,
+        database_step_seconds=database_step_seconds(settings.database_timeout_seconds),
     )
     return SessionWatch(
         services.store, services.spaces, notifier, config, stats=services.owners.bump

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime
 from typing import Any
 
 from aiogram import Bot, F, Router
@@ -13,6 +14,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot.config import Settings
+from bot.domain import Backlog
 from bot.handlers.steps import (
     Flow,
     StepButton,
@@ -65,7 +67,8 @@ async def stats(
     started_at: float,
     version: str,
 ) -> None:
-    s = await owner_service.stats()
+    now = utcnow()
+    s = await owner_service.stats(now)
     events = s.events_24h
     reachable = (await store.get_meta("spaces_reachability") or "up") == "up"
     await message.answer(
@@ -87,10 +90,33 @@ async def stats(
             uptime=i18n.duration(time.monotonic() - started_at),
             version=version,
         )
+        + "\n"
+        + _backlog_lines(i18n, await store.backlog(now), now)
         # Which configured mirror answered last (the one requests go to now).
         + "\n"
         + i18n.text("admin-stats-mirror", mirror=spaces.base_url)  # text() escapes it
     )
+
+
+def _backlog_lines(i18n: PoI18n, backlog: Backlog, now: datetime) -> str:
+    """How far behind the watch and the notice outbox are, in two lines."""
+
+    def age(since: datetime | None) -> str:
+        return i18n.duration((now - since).total_seconds() if since else 0)
+
+    if backlog.overdue_sessions:
+        n = backlog.overdue_sessions
+        checks = i18n.ntext("admin-stats-behind", n, count=n, age=age(backlog.oldest_overdue_since))
+    else:
+        checks = i18n.text("admin-stats-on-time")
+    if backlog.pending_notices:
+        n = backlog.pending_notices
+        notices = i18n.ntext(
+            "admin-stats-notices-waiting", n, count=n, age=age(backlog.oldest_pending_since)
+        )
+    else:
+        notices = i18n.text("admin-stats-notices-none")
+    return f"{checks}\n{notices}"
 
 
 # -- access -------------------------------------------------------------------------------

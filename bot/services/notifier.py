@@ -233,6 +233,7 @@ class Notifier:
                     )
                 failures = 0
                 pause = self._poll
+                self.heartbeat.beat()  # progress: only a round that went through counts
             except StepStuck:
                 failures += 1  # logged in one line where it was noticed
                 pause = self._backoff(failures)
@@ -240,7 +241,6 @@ class Notifier:
                 failures += 1
                 pause = self._backoff(failures)
                 log.exception("delivering expiry notices failed; trying again in %.0f s", pause)
-            self.heartbeat.beat()
             await self._wait(stop, pause)
 
     async def _recover(self, stop: asyncio.Event) -> None:

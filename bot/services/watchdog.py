@@ -13,10 +13,18 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# A database call the loops make (one short transaction) is stuck after this long. The
-# statement timeouts of the engine should fire first; this is the backstop for a connection
-# that never answers at all.
-DATABASE_STEP_SECONDS = 30.0
+# A database call the loops make (one short transaction) is stuck after this long, unless
+# the settings say otherwise (database_step_seconds).
+DATABASE_STEP_SECONDS = 65.0
+
+
+def database_step_seconds(statement_timeout: float) -> float:
+    """A loop's database step (a transaction of a few statements) is stuck after this.
+
+    Each statement times out by itself (DATABASE_TIMEOUT_SECONDS) and that fires first; this
+    is the backstop for a connection that never answers at all, not even with a timeout.
+    """
+    return 2 * statement_timeout + 5.0
 
 
 class StepStuck(Exception):

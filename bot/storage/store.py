@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,7 +23,10 @@ from bot.storage.models import Chat, Meta, SpacesSession
 log = logging.getLogger(__name__)
 
 CANARY_KEY = "key_canary"
-PROBE_KEY = "health_probe"  # written by the readiness probe: proof the database takes writes
+# Written by the readiness probe: proof that the database takes writes.
+PROBE_KEY = "health_probe"
+# A session whose check was due longer ago than this is overdue: the watch is behind.
+OVERDUE_AFTER = timedelta(minutes=1)
 _CANARY_TEXT = "spaces-bridge canary"
 _CANARY_CONTEXT = "meta:key_canary"
 
@@ -475,7 +478,8 @@ class Store:
     async def backlog(self, now: datetime) -> Backlog:
         """How far behind the watch and the outbox are."""
         s = SESSIONS.c
-        due = s.next_check_at <= now
+        # Due a moment ago is the normal pace of the sweep, not being behind.
+        due = s.next_check_at <= now - OVERDUE_AFTER
         waiting = s.notice.in_([NoticeState.PENDING.value, NoticeState.CLAIMED.value])
         async with self._sessionmaker() as db:
             overdue, oldest_due, pending, oldest_ended = (

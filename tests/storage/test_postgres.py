@@ -75,6 +75,11 @@ async def test_two_processes_never_claim_the_same_notice(pg_url: str, cipher: Ci
 
         got_a, got_b = await asyncio.gather(drain(a), drain(b))
         assert sorted(got_a + got_b) == list(range(1, 41))  # each exactly once
+        # A stop before any was sent: the next start gives every claim back, and they wait.
+        assert await a.recover_notices() == (40, 0)
+        backlog = await b.backlog(NOW + timedelta(hours=1))
+        assert backlog.pending_notices == 40 and backlog.oldest_pending_since == NOW
+        assert backlog.overdue_sessions == 0
     finally:
         await first.dispose()
         await second.dispose()
