@@ -47,9 +47,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot._telegram_types import build_types_in_use
-from bot.app import VERSION, build_bot, build_services, build_spaces_client, build_watch
+from bot.app import (
+    VERSION,
+    build_bot,
+    build_notifier,
+    build_services,
+    build_spaces_client,
+    build_watch,
+)
 from bot.config import Settings
 from bot.locales import build_i18n
+from bot.services.notifier import Notifier
 from bot.services.watch import SessionWatch, WatchConfig
 from bot.spaces import SpacesClient
 from bot.spaces.client import _multipart
@@ -89,7 +97,7 @@ def sid_of(chat_id: int) -> str:
 
 def bench_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "bot_token": "123456:BENCH",
+        "bot_token": "123456:AABenchTokenThatIsNeverSentAnywhere0",
         "telegram_api_url": "http://127.0.0.1:9",  # unused unless a notice is sent
         "spaces_timeout_seconds": TIMEOUT,
         "spaces_rate_per_second": 0,  # the rate limit lifted
@@ -546,7 +554,9 @@ async def explain(db: Db, log: QueryLog) -> list[tuple[str, list[str]]]:
 # -- the checker --------------------------------------------------------------------------
 
 
-def make_watch(db: Db, spaces: SpacesClient, bot: Bot, concurrency: int) -> SessionWatch:
+def make_watch(
+    db: Db, spaces: SpacesClient, bot: Bot, concurrency: int
+) -> tuple[SessionWatch, Notifier]:
     build_types_in_use()  # as bot.app.run does before anything else (built once per process)
     """The watcher exactly as bot.app wires it (services, notifier, sender, owners' stats)."""
     services = build_services(
@@ -558,7 +568,8 @@ def make_watch(db: Db, spaces: SpacesClient, bot: Bot, concurrency: int) -> Sess
         bot=bot,
         i18n=build_i18n(),
     )
-    return build_watch(services)
+    notifier = build_notifier(services)
+    return build_watch(services, notifier), notifier
 
 
 async def checker_sweep(
@@ -580,7 +591,7 @@ async def checker_sweep(
     bot = build_bot(bench_settings())
     try:
         spaces = spaces_client(http, base)
-        watch = make_watch(db, spaces, bot, concurrency)
+        watch, _ = make_watch(db, spaces, bot, concurrency)
 
         async def body() -> int:
             with profiled(profile):
@@ -787,9 +798,11 @@ async def notices_run(
         http = spaces_transport(args.transports[-1])
         try:
             spaces = spaces_client(http, base)
-            watch = make_watch(db, spaces, bot, args.concurrency)
+            watch, notifier = make_watch(db, spaces, bot, args.concurrency)
             wall0 = time.perf_counter()
             await asyncio.wait_for(watch.sweep(), PHASE_TIMEOUT)
+            # What the outbox loop does at once when the sweep wakes it.
+            await asyncio.wait_for(notifier.deliver_pending(), PHASE_TIMEOUT)
             wall = time.perf_counter() - wall0
         finally:
             await http.aclose()

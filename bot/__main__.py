@@ -44,25 +44,26 @@ def _main(argv: list[str] | None) -> int:
         print(generate_key())
         return 0
 
+    from pydantic_settings import SettingsError
+
     from bot.app import StartupError, run
-    from bot.config import Settings
+    from bot.config import Settings, describe_settings_errors
     from bot.logging_setup import setup_logging
 
     try:
         settings = Settings()
     except ValidationError as exc:
-        for error in exc.errors():
-            name = "_".join(str(p) for p in error["loc"]).upper() or "settings"
-            if name == "BOT_TOKEN" and error["type"] == "missing":
-                print(
-                    "BOT_TOKEN is not set: get a token from @BotFather and put it in the "
-                    "environment or in a .env file here (see .env.example).",
-                    file=sys.stderr,
-                )
-            else:
-                print(f"{name}: {error['msg']}", file=sys.stderr)
+        for line in describe_settings_errors(exc):
+            print(line, file=sys.stderr)
         return 2
-    secrets = [settings.bot_token.get_secret_value(), *settings.key_strings()]
+    except SettingsError as exc:  # e.g. a .env file that cannot be read
+        print(f"settings could not be read: {exc}", file=sys.stderr)
+        return 2
+    secrets = [
+        settings.bot_token.get_secret_value(),
+        *settings.key_strings(),
+        settings.effective_webhook_secret,
+    ]
     setup_logging(settings.log_level, settings.log_format, secrets)
     try:
         asyncio.run(run(settings, new_database=args.new_database))

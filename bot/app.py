@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable
@@ -28,11 +30,14 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.fsm.storage.base import BaseStorage
-from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot._telegram_types import build_types_in_use
 from bot.config import Settings
+from bot.domain import Backlog
+from bot.errors import StartupError as StartupError  # re-exported: __main__ catches it here
 from bot.handlers import routers
 from bot.handlers.menu import set_chat_menu, set_general_menus
 from bot.handlers.middlewares import (
@@ -42,38 +47,45 @@ from bot.handlers.middlewares import (
     CountUpdates,
     FloodMiddleware,
 )
-from bot.health import CachedProbe, HealthServer, HealthSources
+from bot.handlers.stray import StrayText
+from bot.health import CachedProbe, HealthServer, HealthSources, LoopSource
 from bot.locales import PoI18n, build_i18n, locale_for_language_code
 from bot.remote import RemoteService
 from bot.sendspace import SendspaceClient, SendspaceService
 from bot.services.account import AccountService
 from bot.services.broadcast import BroadcastService
+from bot.services.clock import utcnow
 from bot.services.guard import LoginGuard
 from bot.services.login import LoginService, PasswordSeal
 from bot.services.notifier import Notifier, TelegramSender
 from bot.services.owners import OwnerService
 from bot.services.registry import ServiceRegistry
 from bot.services.watch import SessionWatch, WatchConfig
+from bot.services.watchdog import database_step_seconds
 from bot.spaces import SpacesClient
 from bot.spaces.service import SpacesService
 from bot.spaces.transport import AiohttpTransport
 from bot.storage.crypto import Cipher, resolve_keys
 from bot.storage.engine import create_engine, make_sessionmaker, migrate
+from bot.storage.fsm import DatabaseStorage
 from bot.storage.install import earlier_install, mark_installed, sqlite_file
 from bot.storage.owners import OwnerStore
 from bot.storage.store import Store
 from bot.telegram_retry import RetryAfterMiddleware
+from bot.webhook import delete_leftover_webhook, open_webhook
 
 try:
     VERSION = package_version("spaces-bridge-bot")
 except PackageNotFoundError:  # running from a checkout that was never installed
     VERSION = "0+unknown"
 
+REDIS_PING_SECONDS = 5.0
+# The database probe of /readyz writes; a supervisor asking every second costs one write in this.
+DATABASE_PROBE_TTL = 5.0
+# A cancelled background task may still give back claimed notices (bounded by the notifier).
+CANCEL_CLEANUP_SECONDS = 2.5
+
 log = logging.getLogger(__name__)
-
-
-class StartupError(Exception):
-    """Startup cannot go on; the message is the one line the owner reads."""
 
 
 def build_bot(settings: Settings) -> Bot:
@@ -91,12 +103,23 @@ def build_bot(settings: Settings) -> Bot:
     )
 
 
-def build_fsm_storage(settings: Settings) -> BaseStorage:
+def build_fsm_storage(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> BaseStorage:
+    """Conversation state survives a restart: in Redis when REDIS_URL is set (several
+    processes share it), else in the bot's own database."""
+    ttl = settings.conversation_ttl_seconds
     if not settings.redis_url:
-        return MemoryStorage()
-    from aiogram.fsm.storage.redis import RedisStorage
+        return DatabaseStorage(sessionmaker, ttl_seconds=ttl)
+    from aiogram.fsm.storage.redis import RedisStorage  # checked by check_redis
 
-    return RedisStorage.from_url(settings.redis_url)
+    seconds = max(1, int(ttl))
+    # Keyed by every part of the StorageKey, like the database: the stray-text marker lives
+    # under its own destiny, and two bots may share one Redis.
+    keys = DefaultKeyBuilder(with_bot_id=True, with_destiny=True)
+    return RedisStorage.from_url(
+        settings.redis_url, key_builder=keys, state_ttl=seconds, data_ttl=seconds
+    )
 
 
 async def set_command_menu(bot: Bot, i18n: PoI18n, store: Store, admin_ids: Iterable[int]) -> None:
@@ -126,6 +149,7 @@ class Services:
     owner_service: OwnerService
     broadcasts: BroadcastService
     password_seal: PasswordSeal
+    stray_text: StrayText = field(default_factory=StrayText)
     started_at: float = field(default_factory=time.monotonic)
     version: str = VERSION
     updates_seen: Counter[str] = field(default_factory=Counter)
@@ -188,35 +212,60 @@ def build_dispatcher(services: Services, fsm_storage: BaseStorage) -> Dispatcher
             services.i18n,
             mode=settings.access_mode,
             admin_ids=settings.admin_ids,
+            stray_text=services.stray_text,
         )
     )
     dp.update.outer_middleware(ChatSeenMiddleware(services.store))
     ChatLocaleMiddleware(services.i18n).setup(dp)
     dp.include_routers(*routers())
+    dp.startup.register(services.stray_text.mark_started)
     return dp
 
 
-def build_watch(services: Services) -> SessionWatch:
-    settings = services.settings
-    notifier = Notifier(
+def build_notifier(services: Services) -> Notifier:
+    return Notifier(
         services.store,
         services.sender,
         services.i18n,
-        settings.admin_ids,
+        services.settings.admin_ids,
+        stats=services.owners.bump,
+        database_step_seconds=database_step_seconds(services.settings.database_timeout_seconds),
         service_names=services.remote_services.display_name,
     )
+
+
+def build_watch(services: Services, notifier: Notifier) -> SessionWatch:
+    settings = services.settings
     config = WatchConfig(
         interval=settings.check_interval_seconds,
         concurrency=settings.check_concurrency,
         spaces_rate=settings.spaces_rate_per_second,
+        # The longest request timeout of the services set up bounds one check.
+        spaces_timeout=max(settings.spaces_timeout_seconds, settings.sendspace_timeout_seconds),
+        database_step_seconds=database_step_seconds(settings.database_timeout_seconds),
     )
     return SessionWatch(
         services.store, services.remote_services, notifier, config, stats=services.owners.bump
     )
 
 
+def loop_max_silence(settings: Settings, watch: SessionWatch) -> tuple[float, float]:
+    """How long the watch and the outbox may go without a heartbeat before they count as
+    stuck: longer than their slowest healthy step, which the watchdog would cancel anyway."""
+    config = watch.config
+    step = max(config.check_deadline, config.database_step_seconds)
+    watch_bound = max(120.0, 3 * min(settings.check_interval_seconds, 60.0), 2 * step)
+    # The outbox beats per notice and every few seconds when idle; a 429 pause is the longest
+    # healthy wait (Telegram asks for seconds to a minute).
+    return watch_bound, max(120.0, 2 * config.database_step_seconds)
+
+
 def build_health_server(
-    services: Services, watch: SessionWatch, bot: Bot, dp: Dispatcher
+    services: Services,
+    watch: SessionWatch,
+    notifier: Notifier,
+    bot: Bot,
+    fsm_storage: BaseStorage,
 ) -> HealthServer:
     settings = services.settings
 
@@ -224,22 +273,37 @@ def build_health_server(
         await bot.get_me(request_timeout=5)
         return True
 
+    async def redis_ok() -> bool:
+        ping = getattr(fsm_storage, "redis", None)
+        if ping is None:
+            return True
+        await ping.ping()
+        return True
+
     def counters() -> dict[str, dict[str, float]]:
         checks = {":".join(labels): float(n) for labels, n in watch.totals.items()}
         return {
             "updates": dict(services.updates_seen),
             "checks": checks,
-            "notices": {"sent": float(watch.notices_sent)},
+            "notices": {"sent": float(notifier.delivered)},
             "sends": {k: float(v) for k, v in services.sender.stats.items()},
         }
 
+    async def backlog() -> Backlog:
+        return await services.store.backlog(utcnow())
+
+    watch_silence, outbox_silence = loop_max_silence(settings, watch)
     sources = HealthSources(
-        database_ok=services.store.ping,
+        database_ok=CachedProbe(services.store.probe, ttl=DATABASE_PROBE_TTL),
         telegram_ok=CachedProbe(telegram_ok, ttl=30.0),
-        last_sweep_at=lambda: watch.last_sweep_at,
-        sweep_max_age_seconds=max(120.0, 3 * min(settings.check_interval_seconds, 60.0)),
+        redis_ok=CachedProbe(redis_ok, ttl=DATABASE_PROBE_TTL) if settings.redis_url else None,
+        loops={
+            "watch": LoopSource(watch.heartbeat.age, watch_silence),
+            "delivery": LoopSource(notifier.heartbeat.age, outbox_silence),
+        },
         counters=counters,
         sessions_by_state=services.owners.sessions_by_state,
+        backlog=backlog,
         version=services.version,
         services=services.remote_services.ids,
     )
@@ -266,22 +330,121 @@ class BackgroundTask:
             log.error("%s stopped with an error", self._name, exc_info=task.exception())
 
     async def stop(self, grace: float = 1.5) -> None:
+        """Ask it to stop; after `grace` seconds cancel it, and after as long again move on,
+        so a stop never hangs on a task (it is logged then)."""
         if self._task is None:
             return
         self._stop.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), grace)
-        except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        except Exception:
+        done, _ = await asyncio.wait({self._task}, timeout=grace)
+        if done:
+            return
+        self._task.cancel()
+        done, _ = await asyncio.wait({self._task}, timeout=grace + CANCEL_CLEANUP_SECONDS)
+        if not done:
+            log.error("%s did not stop in time; leaving it", self._name)
+
+
+def check_data_dir(settings: Settings) -> None:
+    """DATA_DIR must be writable when it holds the SQLite database or the generated key."""
+    if settings.database_url and settings.key_strings():
+        return  # nothing is kept there
+    path = settings.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StartupError(
+            f"DATA_DIR {str(path)!r} cannot be written ({exc.strerror or exc}): "
+            "make it writable for this user or point DATA_DIR elsewhere."
+        ) from None
+
+
+def check_health_port(settings: Settings) -> None:
+    """A HEALTH_PORT taken by another program is said now, not after Telegram answered."""
+    if not settings.health_port:
+        return  # off, or 0: any free port
+    try:
+        addresses = socket.getaddrinfo(
+            settings.health_host, settings.health_port, type=socket.SOCK_STREAM
+        )
+    except OSError as exc:
+        raise StartupError(
+            f"HEALTH_HOST {settings.health_host!r} is not an address of this machine ({exc})."
+        ) from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            # As the server itself binds: a port left in TIME_WAIT by a restart is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise StartupError(
+                    f"HEALTH_PORT {settings.health_port} on {settings.health_host} cannot be "
+                    f"used ({exc.strerror or exc}): another program listens there; choose "
+                    "another port or leave HEALTH_PORT empty."
+                ) from None
+
+
+async def check_redis(settings: Settings) -> None:
+    """Redis is asked once at startup, so a wrong REDIS_URL is one line, not a failure on
+    every message."""
+    if not settings.redis_url:
+        return
+    try:
+        from redis.asyncio import Redis
+        from redis.exceptions import RedisError
+    except ImportError:
+        raise StartupError(
+            "REDIS_URL is set but the redis package is not installed: "
+            "`pip install -e '.[redis]'`, or leave REDIS_URL empty."
+        ) from None
+    try:
+        client = Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_PING_SECONDS)
+    except ValueError as exc:
+        raise StartupError(f"REDIS_URL is not a Redis URL ({exc}).") from None
+    try:
+        await asyncio.wait_for(client.ping(), REDIS_PING_SECONDS)
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise StartupError(
+            f"REDIS_URL: Redis does not answer ({_first_line(exc) or type(exc).__name__}): "
+            "check the address, or leave REDIS_URL empty to keep conversations in the database."
+        ) from None
+    finally:
+        await client.aclose()
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+
+
+async def open_database(settings: Settings, stack: AsyncExitStack) -> AsyncEngine:
+    """The engine, once the database has answered; one that cannot be opened is one
+    StartupError line naming DATABASE_URL (never its value: it may hold a password)."""
+    try:
+        engine = create_engine(
+            settings.effective_database_url, timeout=settings.database_timeout_seconds
+        )
+    except ModuleNotFoundError as exc:
+        raise StartupError(
+            f"DATABASE_URL needs the {exc.name} package: `pip install -e '.[postgres]'`."
+        ) from None
+    stack.push_async_callback(engine.dispose)
+    try:
+        async with engine.connect():
             pass
+    except (OSError, SQLAlchemyError) as exc:
+        reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        raise StartupError(
+            f"DATABASE_URL: the database cannot be opened ({_first_line(reason)})."
+        ) from None
+    return engine
 
 
 async def prepare_store(
     settings: Settings, stack: AsyncExitStack, *, new_database: bool = False
-) -> tuple[Store, OwnerStore, Cipher]:
+) -> tuple[Store, OwnerStore, Cipher, async_sessionmaker[AsyncSession]]:
     """Open the database, prove the key opens it, migrate it; re-encrypt under key one.
 
     A database that is missing or empty where an earlier installation left its traces is
@@ -305,8 +468,7 @@ async def prepare_store(
         raise StartupError(
             f"ENCRYPTION_KEY is not valid: {exc}. Make one with `python -m bot genkey`."
         ) from None
-    engine = create_engine(url, timeout=settings.database_timeout_seconds)
-    stack.push_async_callback(engine.dispose)
+    engine = await open_database(settings, stack)
     sessionmaker = make_sessionmaker(engine)
     store = Store(sessionmaker, cipher)
     wrong_key = StartupError(
@@ -337,7 +499,7 @@ async def prepare_store(
     if len(cipher.key_ids) > 1:
         changed = await store.reencrypt_all()
         log.info("key rotation: %d session(s) re-encrypted under the first key", changed)
-    return store, OwnerStore(sessionmaker), cipher
+    return store, OwnerStore(sessionmaker), cipher, sessionmaker
 
 
 def _lost_database(what: str, trace: Path) -> str:
@@ -408,7 +570,18 @@ def build_spaces_client(settings: Settings, transport: httpx.AsyncBaseTransport)
 
 async def run(settings: Settings, *, new_database: bool = False) -> None:
     async with AsyncExitStack() as stack:
-        store, owners, cipher = await prepare_store(settings, stack, new_database=new_database)
+        # Every setting that can be checked without Telegram is checked before it.
+        check_data_dir(settings)
+        check_health_port(settings)
+        await check_redis(settings)
+        webhook = open_webhook(settings)  # a busy port stops here too
+        if webhook is not None:
+            stack.callback(webhook.close)
+        store, owners, cipher, sessionmaker = await prepare_store(
+            settings, stack, new_database=new_database
+        )
+        fsm_storage = build_fsm_storage(settings, sessionmaker)
+        stack.push_async_callback(fsm_storage.close)
 
         # The services' connection pool; see bot/spaces/transport.py
         transport = AiohttpTransport()
@@ -419,9 +592,6 @@ async def run(settings: Settings, *, new_database: bool = False) -> None:
         build_types_in_use()  # before the first update, not while it waits for an answer
         if not await wait_for_telegram(bot):
             return
-        fsm_storage = build_fsm_storage(settings)
-        stack.push_async_callback(fsm_storage.close)
-
         i18n = build_i18n(settings.zone)
         services = build_services(
             settings=settings,
@@ -433,30 +603,43 @@ async def run(settings: Settings, *, new_database: bool = False) -> None:
             i18n=i18n,
         )
         dp = build_dispatcher(services, fsm_storage)
-        watch = build_watch(services)
-        watch_task = BackgroundTask("session-watch", watch.run)
+        notifier = build_notifier(services)
+        watch = build_watch(services, notifier)
+        background = [
+            BackgroundTask("notice-outbox", notifier.run),
+            BackgroundTask("session-watch", watch.run),
+        ]
         health = (
-            build_health_server(services, watch, bot, dp)
+            build_health_server(services, watch, notifier, bot, fsm_storage)
             if settings.health_port is not None
             else None
         )
+        # HEALTH_PORT equal to WEBHOOK_PORT: one server answers both.
+        shares_port = webhook is not None and settings.health_port == settings.webhook_port
 
         async def on_startup(bot: Bot) -> None:
             me = await bot.get_me()
             await set_command_menu(bot, i18n, store, settings.admin_ids)
-            if health is not None:
+            if health is not None and not shares_port:
                 await health.start()
-            watch_task.start()
+            for task in background:
+                task.start()
             await services.broadcasts.report_interrupted()
             log.info("bot @%s started (id %s)", me.username, me.id)
 
         async def on_shutdown() -> None:
-            await services.broadcasts.stop_all()
-            await watch_task.stop()
+            # Together, so a stop takes one grace period, not one per task.
+            await asyncio.gather(
+                services.broadcasts.stop_all(), *(task.stop() for task in background)
+            )
             if health is not None:
                 await health.stop()
 
         dp.startup.register(on_startup)
         dp.shutdown.register(on_shutdown)
-        await dp.start_polling(bot, handle_signals=True, close_bot_session=False)
+        if webhook is not None:
+            await webhook.serve(bot, dp, mount=health.mount if health and shares_port else None)
+        else:
+            await delete_leftover_webhook(bot)
+            await dp.start_polling(bot, handle_signals=True, close_bot_session=False)
         log.info("bot stopped")

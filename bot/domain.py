@@ -128,3 +128,13 @@ class ExpiryNotice:
     ended_at: datetime | None
     language_code: str | None
     language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """How far behind the watch is: checks past due and notices not yet told."""
+
+    overdue_sessions: int
+    oldest_overdue_since: datetime | None
+    pending_notices: int
+    oldest_pending_since: datetime | None

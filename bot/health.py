@@ -1,7 +1,8 @@
 """Health and metrics endpoints for the owner's supervisor (Docker, systemd, Prometheus).
 
-`/healthz` says the process is alive, `/readyz` that it can do its job (database,
-Telegram, a recent sweep), `/metrics` exposes counters in the Prometheus text format.
+`/healthz` says the process is alive, `/readyz` that it can do its job (the database reads
+and writes, Telegram and Redis answer, the watch and the notice outbox make progress),
+`/metrics` exposes counters and how far behind the watch is in the Prometheus text format.
 Off unless HEALTH_PORT is set; app.py decides that and wires the sources.
 """
 
@@ -20,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from bot.domain import Backlog
 from bot.remote import all_outcome_labels
 
 log = logging.getLogger(__name__)
@@ -35,19 +37,31 @@ PASSING = frozenset({"ok", "pending"})
 
 
 @dataclass(frozen=True)
+class LoopSource:
+    """A background loop's heartbeat: seconds since its last progress (None: not yet), and
+    how long it may stay silent before it counts as stuck."""
+
+    age: Callable[[], float | None]
+    max_silence_seconds: float
+
+
+@dataclass(frozen=True)
 class HealthSources:
     """Everything the endpoints read, as callables so each answer is current."""
 
     database_ok: Callable[[], Awaitable[bool]]
     telegram_ok: Callable[[], Awaitable[bool]]
-    last_sweep_at: Callable[[], datetime | None]
-    sweep_max_age_seconds: float
+    # {"watch": ..., "delivery": ...}: each is a check of /readyz under its own name.
+    loops: Mapping[str, LoopSource]
     # {"updates": {"message": 3}, "checks": {"spaces:ended:expired": 5},
     #  "notices": {"sent": 1}, "sends": {"delivered": 2, "retry_after": 1}}
     # (checks keyed "<service>:<verdict>:<reason>", bot.remote's vocabulary)
     counters: Callable[[], Mapping[str, Mapping[str, float]]]
     sessions_by_state: Callable[[], Awaitable[Mapping[str, int]]]
     version: str
+    # None when REDIS_URL is not set: then there is nothing to ask.
+    redis_ok: Callable[[], Awaitable[bool]] | None = None
+    backlog: Callable[[], Awaitable[Backlog]] | None = None
     services: tuple[str, ...] = ("spaces",)  # whose check counters exist from the start
 
 
@@ -105,6 +119,7 @@ class _BotCollector(Collector):
         self._uptime = uptime
         self._version = version
         self.sessions: Mapping[str, int] | None = None
+        self.backlog: Backlog | None = None
 
     def _checks(self, values: Mapping[str, float]) -> Metric:
         return _check_family(values, self._services)
@@ -141,6 +156,8 @@ class _BotCollector(Collector):
             for state, count in _with_defaults(self.sessions, SESSION_STATES).items():
                 sessions.add_metric([state], count)
             yield sessions
+        if self.backlog is not None:
+            yield from _backlog_gauges(self.backlog)
         yield GaugeMetricFamily(
             f"{PREFIX}_uptime_seconds", "Seconds since the health server started", self._uptime()
         )
@@ -167,6 +184,34 @@ def _check_family(values: Mapping[str, float], services: Iterable[str]) -> Count
     for labels, value in sorted(counts.items()):
         family.add_metric(list(labels), value)
     return family
+
+
+def _backlog_gauges(backlog: Backlog) -> Iterable[Metric]:
+    now = datetime.now(UTC)
+
+    def age(since: datetime | None) -> float:
+        return 0.0 if since is None else max(0.0, (now - since).total_seconds())
+
+    yield GaugeMetricFamily(
+        f"{PREFIX}_watch_overdue_sessions",
+        "Sessions whose check is due and not done yet (the watch is behind by this many)",
+        backlog.overdue_sessions,
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_watch_oldest_overdue_seconds",
+        "How long the most overdue session check has been due (0: none overdue)",
+        age(backlog.oldest_overdue_since),
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_notices_pending",
+        "Expiry notices waiting to be sent (retries and blocked chats included)",
+        backlog.pending_notices,
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_notices_oldest_pending_seconds",
+        "How long ago the session of the oldest waiting notice ended (0: none waiting)",
+        age(backlog.oldest_pending_since),
+    )
 
 
 def _counter(name: str, doc: str, label: str, values: Mapping[str, float]) -> Metric:
@@ -211,11 +256,16 @@ class HealthServer:
             raise RuntimeError("the health server is not started")
         return self._port
 
-    async def start(self) -> None:
-        app = web.Application()
+    def mount(self, app: web.Application) -> None:
+        """Serves the endpoints from another server's app (the webhook's) instead of start()."""
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
+        self._started = time.monotonic()
+
+    async def start(self) -> None:
+        app = web.Application()
+        self.mount(app)
         runner = web.AppRunner(app, access_log=None)  # a probe every few seconds is no news
         await runner.setup()
         try:
@@ -242,11 +292,16 @@ class HealthServer:
         return web.json_response({"status": "ok"})
 
     async def _readyz(self, _request: web.Request) -> web.Response:
-        database, telegram = await asyncio.gather(
-            self._probe("database", self._sources.database_ok),
-            self._probe("telegram", self._sources.telegram_ok),
-        )
-        checks = {"database": database, "telegram": telegram, "sweep": self._sweep_check()}
+        probes = {
+            "database": self._sources.database_ok,
+            "telegram": self._sources.telegram_ok,
+        }
+        if self._sources.redis_ok is not None:
+            probes["redis"] = self._sources.redis_ok
+        results = await asyncio.gather(*(self._probe(n, p) for n, p in probes.items()))
+        checks = dict(zip(probes, results, strict=True))
+        for name, loop in self._sources.loops.items():
+            checks[name] = self._loop_check(name, loop)
         ready = all(result in PASSING for result in checks.values())
         return web.json_response(
             {"status": "ready" if ready else "not ready", "checks": checks},
@@ -261,8 +316,15 @@ class HealthServer:
         except Exception as exc:
             log.warning("metrics: counting sessions failed: %r", exc)
             sessions = None
+        backlog: Backlog | None = None
+        if self._sources.backlog is not None:
+            try:
+                backlog = await asyncio.wait_for(self._sources.backlog(), self._probe_timeout)
+            except Exception as exc:
+                log.warning("metrics: reading the backlog failed: %r", exc)
         # No await between setting and reading: another scrape cannot interleave.
         self._collector.sessions = sessions
+        self._collector.backlog = backlog
         body = generate_latest(self._registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -276,19 +338,17 @@ class HealthServer:
             return self._note(name, "error", exc)
         return self._note(name, "ok" if ok else "fail")
 
-    def _sweep_check(self) -> str:
-        """ok, stale or never; pending (which passes) while the first sweep may still run."""
-        max_age = self._sources.sweep_max_age_seconds
+    def _loop_check(self, name: str, loop: LoopSource) -> str:
+        """ok or stuck; pending (which passes) while the first beat may still come, never
+        after that."""
+        max_age = loop.max_silence_seconds
         try:
-            last = self._sources.last_sweep_at()
+            age = loop.age()
         except Exception as exc:
-            return self._note("sweep", "error", exc)
-        if last is None:
-            return self._note("sweep", "pending" if self._uptime() < max_age else "never")
-        if last.tzinfo is None:
-            last = last.replace(tzinfo=UTC)
-        age = (datetime.now(UTC) - last).total_seconds()
-        return self._note("sweep", "ok" if age <= max_age else "stale")
+            return self._note(name, "error", exc)
+        if age is None:
+            return self._note(name, "pending" if self._uptime() < max_age else "never")
+        return self._note(name, "ok" if age <= max_age else "stuck")
 
     def _note(self, name: str, result: str, exc: Exception | None = None) -> str:
         """Logs a check once when it starts failing and once when it passes again."""

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
 
 from bot.config import Settings
+from bot.health import HealthServer, HealthSources
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
@@ -105,6 +111,53 @@ def test_healthchecks_ask_the_right_thing(services: dict[str, dict[str, Any]]) -
     assert "/app/docker/healthcheck.py" in services["bot"]["healthcheck"]["test"]
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert services["redis"]["healthcheck"]["test"][1:] == ["redis-cli", "ping"]
+
+
+def test_conversations_survive_a_restart(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    # SQLite variant: conversation state is in the database, in the named volume.
+    bot = environment(services["bot"])
+    assert "DATABASE_URL" not in bot and "REDIS_URL" not in bot
+    assert bot["DATA_DIR"] == "/data" and "bot-data:/data" in services["bot"]["volumes"]
+    # PostgreSQL variant: conversation state is in Redis, which writes it to its volume
+    # as it changes (append-only file), not only in an hourly snapshot.
+    redis = services["redis"]
+    assert "redis-data:/data" in redis["volumes"] and "redis-data" in compose["volumes"]
+    command = redis["command"]
+    assert command[0] == "redis-server"
+    assert command[command.index("--appendonly") + 1] == "yes"
+
+
+@pytest.mark.parametrize(("ready", "expected"), [(200, 0), (503, 1)])
+def test_the_container_healthcheck_asks_readyz(ready: int, expected: int) -> None:
+    """/healthz always says 200 here: only /readyz decides."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(ready if self.path == "/readyz" else 200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = subprocess.run(
+            [sys.executable, str(DOCKER / "healthcheck.py")],
+            env={"HEALTH_PORT": str(server.server_address[1]), "HEALTH_HOST": "0.0.0.0"},
+            capture_output=True,
+            timeout=20,
+            check=False,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == expected, result.stderr
 
 
 def test_bot_runs_after_migrations(services: dict[str, dict[str, Any]]) -> None:
@@ -226,6 +279,38 @@ def test_healthcheck_and_entrypoint() -> None:
     assert stage["ENTRYPOINT"] == '["/app/docker/entrypoint.sh"]'
     assert stage["WORKDIR"] == "/app"
     assert "DATA_DIR=/data" in stage["ENV"]
+
+
+@pytest.mark.parametrize(("ready", "exit_code"), [(True, 0), (False, 1)])
+async def test_the_health_check_asks_readiness_not_liveness(ready: bool, exit_code: int) -> None:
+    """A bot that is alive but not ready (here: its database takes no writes) is unhealthy."""
+    sources = HealthSources(
+        database_ok=lambda: _answer(ready),
+        telegram_ok=lambda: _answer(True),
+        loops={},
+        counters=dict,
+        sessions_by_state=lambda: _answer({}),
+        version="test",
+    )
+    server = HealthServer(sources, port=0)
+    await server.start()
+    try:
+        check = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(DOCKER / "healthcheck.py"),
+            env={"HEALTH_PORT": str(server.port), "PATH": os.environ.get("PATH", "")},
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(check.communicate(), 20)
+    finally:
+        await server.stop()
+    assert check.returncode == exit_code, stderr
+    if not ready:
+        assert b"database" in stderr
+
+
+async def _answer(value: T) -> T:
+    return value
 
 
 def test_dockerignore_keeps_the_context_small_and_secret_free() -> None:

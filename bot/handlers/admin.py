@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime
 from typing import Any
 
 from aiogram import Bot, F, Router
@@ -13,6 +14,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot.config import Settings
+from bot.domain import Backlog
 from bot.handlers.steps import (
     Flow,
     StepButton,
@@ -67,7 +69,8 @@ async def stats(
     started_at: float,
     version: str,
 ) -> None:
-    s = await owner_service.stats()
+    now = utcnow()
+    s = await owner_service.stats(now)
     events = s.events_24h
 
     def checks(service: str | None, verdict: Verdict | None = None) -> int:
@@ -100,6 +103,7 @@ async def stats(
             version=version,
         )
     ]
+    lines.append(_backlog_lines(i18n, await store.backlog(now), now))
     listed = [*remote_services.ids, *sorted(set(s.sessions_by_service) - set(remote_services.ids))]
     for service_id in listed:
         states = s.sessions_by_service.get(service_id, {})
@@ -124,6 +128,27 @@ async def stats(
         if isinstance(service, TellsOwners):
             lines += [i18n.text(f.key, **dict(f.params)) for f in service.owner_facts()]
     await message.answer("\n".join(lines))
+
+
+def _backlog_lines(i18n: PoI18n, backlog: Backlog, now: datetime) -> str:
+    """How far behind the watch and the notice outbox are, in two lines."""
+
+    def age(since: datetime | None) -> str:
+        return i18n.duration((now - since).total_seconds() if since else 0)
+
+    if backlog.overdue_sessions:
+        n = backlog.overdue_sessions
+        checks = i18n.ntext("admin-stats-behind", n, count=n, age=age(backlog.oldest_overdue_since))
+    else:
+        checks = i18n.text("admin-stats-on-time")
+    if backlog.pending_notices:
+        n = backlog.pending_notices
+        notices = i18n.ntext(
+            "admin-stats-notices-waiting", n, count=n, age=age(backlog.oldest_pending_since)
+        )
+    else:
+        notices = i18n.text("admin-stats-notices-none")
+    return f"{checks}\n{notices}"
 
 
 # -- access -------------------------------------------------------------------------------

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import ExceptionTypeFilter
+from aiogram.fsm.context import FSMContext
 from aiogram.types import ErrorEvent, Message
 
+from bot.handlers.stray import StrayText, delete_stray, free_text
 from bot.locales import PoI18n
 
 log = logging.getLogger(__name__)
 
 
-async def unknown_private(message: Message, i18n: PoI18n) -> None:
+async def unknown_private(
+    message: Message, bot: Bot, i18n: PoI18n, state: FSMContext, stray_text: StrayText
+) -> None:
+    # No step asked for this text: soon after a login step or a restart it may be a password.
+    if free_text(message) is not None and await stray_text.is_suspect(state):
+        await delete_stray(message, bot, i18n)
+        return
     await message.answer(i18n.text("unknown-input"))
 
 

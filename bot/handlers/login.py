@@ -46,7 +46,7 @@ from bot.remote import (
     Step,
 )
 from bot.services.guard import LoginLocked
-from bot.services.login import Linked, LoginService, PasswordSeal, PendingExpired
+from bot.services.login import Linked, LoginNotSaved, LoginService, PasswordSeal, PendingExpired
 from bot.services.notifier import RELOGIN
 
 log = logging.getLogger(__name__)
@@ -603,7 +603,7 @@ async def _attempt(
         user_id = message.from_user.id if message.from_user else chat_id
     name = service.info.display_name
     attempt = await new_attempt(state)
-    failure: LoginLocked | RemoteError | None = None
+    failure: LoginLocked | LoginNotSaved | RemoteError | None = None
     async with working(bot, chat_id):
         try:
             outcome = await login_service.login(
@@ -613,10 +613,17 @@ async def _attempt(
                 answers=answers,
                 attempt=attempt_state,
             )
-        except (LoginLocked, RemoteError) as exc:
+        except (LoginLocked, LoginNotSaved, RemoteError) as exc:
             failure = exc
     if await superseded(state, attempt):
         log.info("login attempt in chat %s superseded; its result is not shown", chat_id)
+        return
+    if isinstance(failure, LoginNotSaved):
+        await finish(state, bot, chat_id)
+        await message.answer(
+            i18n.text("login-not-saved", service=service.info.display_name),
+            reply_markup=login_keyboard(i18n),
+        )
         return
     if isinstance(failure, LoginLocked):
         await _locked(message, state, bot, i18n, service, failure)

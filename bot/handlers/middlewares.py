@@ -9,9 +9,11 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot
+from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Chat, TelegramObject, Update, User
 from aiogram.utils.i18n import I18nMiddleware
 
+from bot.handlers.stray import StrayText, delete_stray, free_text
 from bot.locales import SUPPORTED, PoI18n, locale_for_language_code
 from bot.services.clock import utcnow
 from bot.storage.owners import OwnerStore
@@ -101,12 +103,19 @@ class AccessMiddleware(BaseMiddleware):
     REMIND_AFTER = 3600.0
 
     def __init__(
-        self, owners: OwnerStore, i18n: PoI18n, *, mode: str, admin_ids: Collection[int]
+        self,
+        owners: OwnerStore,
+        i18n: PoI18n,
+        *,
+        mode: str,
+        admin_ids: Collection[int],
+        stray_text: StrayText | None = None,
     ) -> None:
         self._owners = owners
         self._i18n = i18n
         self._mode = mode
         self._admins = frozenset(admin_ids)
+        self._stray = stray_text
         self._told: dict[int, float] = {}
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
@@ -120,12 +129,31 @@ class AccessMiddleware(BaseMiddleware):
             key = "access-not-allowed"
         else:
             return await handler(event, data)
+        locale = locale_for_language_code(user.language_code)
+        if await self._stray_handled(event, data, locale):
+            return None
         now = time.monotonic()
         if self._told.get(user.id, -self.REMIND_AFTER) <= now - self.REMIND_AFTER:
             self._told[user.id] = now
-            locale = locale_for_language_code(user.language_code)
             await _tell(data["bot"], event, data, self._i18n.text(key, locale, user_id=user.id))
         return None
+
+    async def _stray_handled(
+        self, event: TelegramObject, data: dict[str, Any], locale: str
+    ) -> bool:
+        """A refused command or button counts as a login step; free text soon after it (a
+        password typed anyway) is deleted. True when the text was dealt with here."""
+        state = data.get("state")
+        if self._stray is None or not isinstance(state, FSMContext) or _private_chat(data) is None:
+            return False
+        message = event.message if isinstance(event, Update) else None
+        if message is not None and free_text(message) is not None:
+            if await self._stray.is_suspect(state):
+                await delete_stray(message, data["bot"], self._i18n, locale)
+                return True
+            return False
+        await self._stray.note_login_step(state)
+        return False
 
 
 class ChatSeenMiddleware(BaseMiddleware):

@@ -119,7 +119,7 @@ class PoI18n(I18n):
         clock = format_datetime(local, pattern, tzinfo=self.timezone, locale=lang)
         delta: timedelta = value - now
         if abs(delta) < timedelta(minutes=1):
-            relative = self.text("time-just-now", locale)
+            relative = self.text("time-soon" if delta > timedelta(0) else "time-just-now", locale)
         else:
             relative = format_timedelta(delta, add_direction=True, locale=lang)
         return self.text("time-moment", locale, relative=relative, clock=clock, zone=local.tzname())

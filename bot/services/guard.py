@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.services.clock import utcnow
@@ -19,6 +20,14 @@ class LoginLocked(Exception):
     @property
     def minutes(self) -> int:
         return max(1, math.ceil(self.retry_after.total_seconds() / 60))
+
+
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    """An attempt counted as failed until it is known to be something else."""
+
+    keys: list[str]
+    reserved: list[int]
 
 
 class LoginGuard:
@@ -42,21 +51,52 @@ class LoginGuard:
     async def check(self, telegram_user_id: int, login: str, now: datetime | None = None) -> None:
         """Raises LoginLocked while either the person or the login name is locked out."""
         now = now or utcnow()
-        found = await self._owners.failures_since(
-            self.keys(telegram_user_id, login), now - self._window
-        )
+        wait = await self._wait(self.keys(telegram_user_id, login), now)
+        if wait is not None:
+            raise LoginLocked(wait)
+
+    async def reserve(
+        self, telegram_user_id: int, login: str, now: datetime | None = None
+    ) -> LoginAttempt:
+        """Count this attempt as a failure before it is made, or raise LoginLocked.
+
+        One atomic step: of many simultaneous attempts, at most the limit get through.
+        """
+        now = now or utcnow()
+        keys = self.keys(telegram_user_id, login)
+        for _ in range(3):
+            reserved = await self._owners.reserve_attempt(
+                keys,
+                now,
+                since=now - self._window,
+                max_failures=self._max,
+                locked_after=now - self._lockout,
+            )
+            if reserved:
+                return LoginAttempt(keys, reserved)
+            wait = await self._wait(keys, now)
+            if wait is not None:
+                raise LoginLocked(wait)
+            # Refused, then free again: reservations were given back meanwhile; try again.
+        raise LoginLocked(self._lockout)
+
+    async def failed(self, attempt: LoginAttempt, now: datetime | None = None) -> None:
+        """The password was wrong: the reservation stays as the failure it was counted as."""
+        now = now or utcnow()
+        await self._owners.prune_failures(now - max(self._window, self._lockout))
+
+    async def undecided(self, attempt: LoginAttempt) -> None:
+        """The attempt said nothing about the password (captcha, Spaces unreachable, ...)."""
+        await self._owners.release_attempt(attempt.reserved)
+
+    async def succeeded(self, attempt: LoginAttempt) -> None:
+        await self._owners.clear_failures(attempt.keys)
+
+    async def _wait(self, keys: list[str], now: datetime) -> timedelta | None:
+        found = await self._owners.failures_since(keys, now - self._window)
         waits = [
             times[-1] + self._lockout - now
             for times in found.values()
             if len(times) >= self._max and times[-1] + self._lockout > now
         ]
-        if waits:
-            raise LoginLocked(max(waits))
-
-    async def failed(self, telegram_user_id: int, login: str, now: datetime | None = None) -> None:
-        now = now or utcnow()
-        horizon = now - max(self._window, self._lockout)
-        await self._owners.add_failure(self.keys(telegram_user_id, login), now, horizon)
-
-    async def succeeded(self, telegram_user_id: int, login: str) -> None:
-        await self._owners.clear_failures(self.keys(telegram_user_id, login))
+        return max(waits) if waits else None

@@ -22,7 +22,7 @@ from bot.remote import (
     Step,
 )
 from bot.services.clock import utcnow
-from bot.services.guard import LoginGuard
+from bot.services.guard import LoginAttempt, LoginGuard
 from bot.services.registry import ServiceRegistry
 from bot.storage.crypto import Cipher, DecryptError
 from bot.storage.store import SessionUnreadable, Store
@@ -43,6 +43,11 @@ class Linked:
     # The chat already held a session of this same account; it was replaced (and logged
     # out at the service when it was another session).
     replaced: bool
+
+
+class LoginNotSaved(Exception):
+    """The service accepted the login but the session could not be stored; it was logged
+    out there again."""
 
 
 class PendingExpired(Exception):
@@ -158,24 +163,66 @@ class LoginService:
         attempt: Secrets | None = None,
     ) -> Linked | NextStep:
         """Raises LoginRefused / ServiceUnavailable for every answer that is neither a
-        session nor a further step, and LoginLocked (sending nothing) after too many failed
-        attempts. `attempt` is the previous NextStep's."""
+        session nor a further step, LoginLocked (sending nothing) after too many failed
+        attempts, and LoginNotSaved when the service said yes but the session could not be
+        stored. `attempt` is the previous NextStep's."""
         service_id = service.info.id
-        name = guard_name(service_id, answers)
-        if self._guard is not None:
-            await self._guard.check(telegram_user_id, name)
+        counted = await self._reserve(telegram_user_id, guard_name(service_id, answers))
         try:
             result = await service.login(answers, attempt=attempt)
         except LoginRefused as exc:
-            if self._guard is not None and exc.reason in _COUNTED:
-                await self._guard.failed(telegram_user_id, name)
+            await self._settle(counted, failed=exc.reason in _COUNTED)
+            raise
+        except BaseException:  # unreachable, or the person's update was cancelled
+            await self._settle(counted, failed=False)
             raise
         if isinstance(result, NextStep):
+            await self._settle(counted, failed=False)  # says nothing about the password
             return result
         assert isinstance(result, LoggedIn)
-        if self._guard is not None:
-            await self._guard.succeeded(telegram_user_id, name)
+        try:
+            return await self._link(chat_id, telegram_user_id, service, result, counted)
+        except Exception as exc:
+            # The service holds a live session nobody will ever see or end: end it now.
+            log.error(
+                "chat %s: signed in at %s but the session could not be saved (%s); logging it out",
+                chat_id,
+                service_id,
+                type(exc).__name__,
+            )
+            outcome = await service.logout(result.session.secrets)
+            if not outcome.ended:
+                log.warning("the unsaved %s session stays open: %s", service_id, outcome.value)
+            raise LoginNotSaved from None
 
+    async def _reserve(self, telegram_user_id: int, name: str) -> LoginAttempt | None:
+        if self._guard is None:
+            return None
+        return await self._guard.reserve(telegram_user_id, name)
+
+    async def _settle(self, counted: LoginAttempt | None, *, failed: bool) -> None:
+        """Wrong credentials keep the attempt counted; any other outcome gives it back."""
+        if self._guard is None or counted is None:
+            return
+        try:
+            if failed:
+                await self._guard.failed(counted)
+            else:
+                await self._guard.undecided(counted)
+        except Exception:
+            # The attempt simply stays counted, the safe side of the limit.
+            log.exception("a login attempt could not be settled")
+
+    async def _link(
+        self,
+        chat_id: int,
+        telegram_user_id: int,
+        service: RemoteService,
+        result: LoggedIn,
+        counted: LoginAttempt | None,
+    ) -> Linked:
+        if self._guard is not None and counted is not None:
+            await self._guard.succeeded(counted)
         remote = result.session
         key = AccountKey(remote.service, remote.account_id)
         replaced = await self._end_previous(chat_id, service, key, remote.secrets)
@@ -183,7 +230,7 @@ class LoginService:
         session = await self._store.save_session(
             chat_id, telegram_user_id, remote, now, next_check_at=now + self._check_interval
         )
-        log.info("chat %s linked to a %s account", chat_id, service_id)
+        log.info("chat %s linked to a %s account", chat_id, service.info.id)
         return Linked(session=session, replaced=replaced)
 
     async def known_account(self, chat_id: int, tag: str) -> StoredAccount | None:

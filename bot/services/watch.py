@@ -17,7 +17,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, TypeVar
 
 from bot.domain import DueSession
 from bot.remote import (
@@ -34,9 +34,15 @@ from bot.services.clock import utcnow
 from bot.services.notifier import Notifier
 from bot.services.pacing import RateLimiter
 from bot.services.registry import ServiceRegistry
+from bot.services.watchdog import DATABASE_STEP_SECONDS, Heartbeat, StepStuck, pause_or_stop, within
 from bot.storage.store import CheckConfirmed, Store
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# After a failed sweep the watch waits 2, 4, 8 ... seconds, at most this long.
+MAX_RESTART_PAUSE = 60.0
 
 
 def reachability_key(service_id: str) -> str:
@@ -46,6 +52,8 @@ def reachability_key(service_id: str) -> str:
 
 # What a session that could not be checked at all counts as (a bug, logged where caught).
 _UNEXPECTED: Final = Transient(TransientReason.UNEXPECTED, Sentence("error-generic"))
+# A check that took far longer than its request may (said once where it was noticed).
+_STUCK: Final = Transient(TransientReason.TIMEOUT, Sentence("error-generic"), "stuck")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +64,15 @@ class WatchConfig:
     batch_size: int = 200
     # While a service looks down, only this many of its sessions are tried per round.
     probe_size: int = 3
+    spaces_timeout: float = 10.0  # the longest request timeout of the services
+    database_step_seconds: float = DATABASE_STEP_SECONDS
+
+    @property
+    def check_deadline(self) -> float:
+        """One check is stuck after this: its request is bounded by `spaces_timeout`, and
+        the margin covers a slow connect and the wait for a slot of the pacing."""
+        pacing = 1.0 / self.spaces_rate if self.spaces_rate > 0 else 0.0
+        return 3 * self.spaces_timeout + self.concurrency * pacing + 1.0
 
     @property
     def max_sleep(self) -> float:
@@ -100,16 +117,14 @@ class SweepReport:
     # (service, verdict, reason) -> count; the labels of /stats and /metrics
     outcomes: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     ended: int = 0
-    notices: int = 0
     down: set[str] = field(default_factory=set)  # services that looked down
     skipped_unreadable: int = 0
 
     def stat_counts(self) -> dict[str, int]:
-        """Hourly stat buckets: checks per service and verdict, and notices."""
+        """Hourly stat buckets: checks per service and verdict ("spaces:ended")."""
         counts: Counter[str] = Counter()
         for (service, verdict, _), n in self.outcomes.items():
             counts[f"{service}:{verdict}"] += n
-        counts["notices"] += self.notices
         return dict(counts)
 
 
@@ -127,14 +142,13 @@ class SessionWatch:
         self._store = store
         self._services = services
         self._notifier = notifier
-        self._config = config
+        self.config = config
         self._rng = rng or random.Random()
         # Each service has its own pace and its own outage: one being down slows no other.
         self._limiters = {s.info.id: RateLimiter(config.spaces_rate) for s in services}
         self.detectors = {s.info.id: OutageDetector() for s in services}
-        self.last_sweep_at: datetime | None = None
+        self.heartbeat = Heartbeat()
         self.totals: Counter[tuple[str, str, str]] = Counter()
-        self.notices_sent = 0
         # "up"/"down" per service as last stored or read; absent: not read yet
         self._reachability: dict[str, str] = {}
         self._stats = stats
@@ -144,57 +158,78 @@ class SessionWatch:
     def next_check_after(self, now: datetime) -> datetime:
         """A confirmed session's next check: one interval on, ±10% so checks stay spread."""
         spread = self._rng.uniform(0.9, 1.1)
-        return now + timedelta(seconds=self._config.interval * spread)
+        return now + timedelta(seconds=self.config.interval * spread)
 
     def _retry_after(self, now: datetime, failures: int) -> datetime:
-        delay = min(self._config.interval, self._config.backoff_base * 2 ** min(failures, 16))
+        delay = min(self.config.interval, self.config.backoff_base * 2 ** min(failures, 16))
         return now + timedelta(seconds=delay * self._rng.uniform(0.8, 1.2))
 
     # -- one sweep --------------------------------------------------------------------------
 
     async def sweep(self) -> float:
-        """Check everything that is due now and send pending notices; returns how long to
-        wait before the next sweep."""
+        """Check everything that is due now; returns how long to wait before the next sweep.
+
+        Ended sessions queue their notice and wake the outbox (Notifier.run), which sends
+        it at once: however many sessions are due, a notice never waits for the checks.
+        """
         report = SweepReport()
         await self._restore_reachability()
         now = utcnow()
-        limit = self._config.batch_size
+        limit = self.config.batch_size
         while True:
-            due, unreadable = await self._store.due_sessions(now, limit)
+            due, unreadable = await self._db(
+                "reading the due sessions", self._store.due_sessions(now, limit)
+            )
             if unreadable:
                 report.skipped_unreadable += len(unreadable)
                 for chat_id, key in unreadable:
                     log.error(
                         "a %s session of chat %s cannot be decrypted; skipped", key.service, chat_id
                     )
-                await self._store.defer(unreadable, now + timedelta(seconds=self._config.interval))
+                until = now + timedelta(seconds=self.config.interval)
+                await self._db(
+                    "deferring unreadable sessions", self._store.defer(unreadable, until)
+                )
             if not due:
                 break
             checked, later = self._probes(due, now)
             if later:
-                await self._store.record_checks(now, postponed=later)
+                await self._db("postponing checks", self._store.record_checks(now, postponed=later))
+            batch = SweepReport()
             outcomes = await self._check_batch(checked)
-            await self._apply(checked, outcomes, report)
-            self.last_sweep_at = utcnow()  # progress, so a long sweep still counts as alive
+            await self._apply(checked, outcomes, batch)
+            if batch.ended:
+                self._notifier.wake()
+            await self._count(batch, report)
+            self.heartbeat.beat()  # progress, so a long sweep still counts as alive
             if len(due) < limit or len(checked) < len(due):
                 break
             now = utcnow()
-        report.notices = await self._notifier.deliver_pending()
-        self.last_sweep_at = utcnow()
-        self.totals.update(report.outcomes)
-        self.notices_sent += report.notices
-        if self._stats is not None:
-            await self._stats(report.stat_counts(), utcnow())
-        if report.checked or report.notices:
+        self.heartbeat.beat()
+        if report.checked:
             log.info(
-                "sweep: %d checked %s, %d ended, %d notices%s",
+                "sweep: %d checked %s, %d ended%s",
                 report.checked,
                 {"/".join(k): v for k, v in report.outcomes.items()},
                 report.ended,
-                report.notices,
                 f", looks down: {', '.join(sorted(report.down))}" if report.down else "",
             )
         return await self._pause()
+
+    async def _count(self, batch: SweepReport, report: SweepReport) -> None:
+        report.checked += batch.checked
+        report.ended += batch.ended
+        report.outcomes.update(batch.outcomes)
+        report.down |= batch.down
+        self.totals.update(batch.outcomes)
+        if self._stats is not None:
+            await self._db("counting checks", self._stats(batch.stat_counts(), utcnow()))
+
+    async def _db(self, step: str, awaitable: Awaitable[T]) -> T:
+        """A database call of the watch, cancelled (and said once) when it hangs."""
+        return await within(
+            f"the session watch: {step}", self.config.database_step_seconds, awaitable
+        )
 
     def _probes(
         self, due: list[DueSession], now: datetime
@@ -207,8 +242,8 @@ class SessionWatch:
         for d in due:
             detector = self.detectors.get(d.service)
             if detector is None:
-                later.append((d, now + timedelta(seconds=self._config.interval)))
-            elif detector.down and probes[d.service] >= self._config.probe_size:
+                later.append((d, now + timedelta(seconds=self.config.interval)))
+            elif detector.down and probes[d.service] >= self.config.probe_size:
                 later.append((d, self._retry_after(now, d.failures)))
             else:
                 probes[d.service] += 1
@@ -217,12 +252,12 @@ class SessionWatch:
 
     async def _pause(self) -> float:
         if any(d.down for d in self.detectors.values()):
-            return self._config.backoff_base
-        next_due = await self._store.next_due_at()
+            return self.config.backoff_base
+        next_due = await self._db("reading the next due time", self._store.next_due_at())
         if next_due is None:
-            return self._config.max_sleep
+            return self.config.max_sleep
         wait = (next_due - utcnow()).total_seconds()
-        return min(max(wait, 0.05), self._config.max_sleep)
+        return min(max(wait, 0.05), self.config.max_sleep)
 
     async def _check_batch(self, due: list[DueSession]) -> list[CheckOutcome]:
         """Outcomes in `due`'s order. `concurrency` workers each take the next session as soon
@@ -235,14 +270,18 @@ class SessionWatch:
             for i in slots:  # shared: each session is taken once, in order
                 outcomes[i] = await self._check(due[i])
 
-        workers = min(self._config.concurrency, len(due))
+        workers = min(self.config.concurrency, len(due))
         await asyncio.gather(*(worker() for _ in range(workers)))
         return outcomes
 
     async def _check(self, due: DueSession) -> CheckOutcome:
         await self._limiters[due.service].acquire()
+        step = f"the session watch: checking a {due.service} session of chat {due.chat_id}"
+        check = self._services[due.service].check(due.secrets)
         try:
-            return await self._services[due.service].check(due.secrets)
+            return await within(step, self.config.check_deadline, check)
+        except StepStuck:
+            return _STUCK
         except Exception:
             # `check` never raises for what the service does: a bug, and one broken session
             # must not stop the sweep for everyone else.
@@ -289,8 +328,11 @@ class SessionWatch:
                     decided.add(service_id)
                 else:
                     deferred.append((d, self._retry_after(now, d.failures + 1)))
-        report.ended += await self._store.record_checks(
-            now, confirmed=confirmed, ended=ended, deferred=deferred, postponed=postponed
+        report.ended += await self._db(
+            "recording checks",
+            self._store.record_checks(
+                now, confirmed=confirmed, ended=ended, deferred=deferred, postponed=postponed
+            ),
         )
         for service_id in sorted(decided):
             await self._set_reachability(service_id, up=True)
@@ -300,7 +342,8 @@ class SessionWatch:
     async def _restore_reachability(self) -> None:
         for service_id, detector in self.detectors.items():
             if service_id not in self._reachability:
-                stored = await self._store.get_meta(reachability_key(service_id)) or "up"
+                key = reachability_key(service_id)
+                stored = await self._db("reading reachability", self._store.get_meta(key)) or "up"
                 self._reachability[service_id] = stored
                 detector.down = stored == "down"
 
@@ -310,12 +353,12 @@ class SessionWatch:
             return  # as this watcher last stored or read it: no query per batch
         # Read again before a change: another process on this database may have told them.
         key = reachability_key(service_id)
-        stored = await self._store.get_meta(key) or "up"
+        stored = await self._db("reading reachability", self._store.get_meta(key)) or "up"
         self._reachability[service_id] = stored
         if stored == value:
             return
         # Stored first: the owners hear of each change once, even across a restart.
-        await self._store.set_meta(key, value)
+        await self._db("storing reachability", self._store.set_meta(key, value))
         self._reachability[service_id] = value
         log.warning("%s looks %s", service_id, "reachable again" if up else "unreachable")
         await self._notifier.tell_admins(
@@ -326,22 +369,17 @@ class SessionWatch:
     # -- the background task ----------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Sweep until `stop` is set; a crash is logged and the loop starts again."""
-        settled = await self._store.settle_interrupted_notices()
-        if settled:
-            log.warning(
-                "%d expiry notice(s) were being sent when the bot stopped; not resent", settled
-            )
+        """Sweep until `stop` is set; a crash or a stuck step is logged and the loop goes on."""
         crashes = 0
         while not stop.is_set():
             try:
                 pause = await self.sweep()
                 crashes = 0
+            except StepStuck:
+                crashes += 1  # said in one line where it was noticed
+                pause = min(MAX_RESTART_PAUSE, 2.0**crashes)
             except Exception:
                 crashes += 1
-                pause = min(60.0, 2.0**crashes)
+                pause = min(MAX_RESTART_PAUSE, 2.0**crashes)
                 log.exception("the session watch failed; starting again in %.0f s", pause)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=pause)
-            except TimeoutError:
-                pass
+            await pause_or_stop(stop, pause)

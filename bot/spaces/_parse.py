@@ -23,6 +23,9 @@ _OAUTH_SUFFIX = "_login_URL"
 _COUNTER_KEYS = (("1", "journal"), ("2", "feed"), ("3", "mail"))
 # Where a login/check answer keeps them: at the top level of `attributes`.
 _ATTRIBUTE_COUNTERS = (("journalTbNm", "journal"), ("lentaTbNm", "feed"), ("mailTbNm", "mail"))
+_ID_LIMIT = 2**63
+# A SID is 16 digits and a CK 4 today; thousands of characters are not a session.
+_TOKEN_MAX_CHARS = 256
 
 
 def _as_int(value: object) -> int | None:
@@ -94,9 +97,16 @@ def parse_account(
     sid = _as_text(attributes.get("sid")) or fallback_sid
     nickname = _as_text(attributes.get("name"))
     user_id = _as_int(attributes.get("nid"))
-    if not sid or nickname is None or user_id is None:
-        raise SpacesUnavailable("bad_answer", method=method)
     ck = _as_text(attributes.get("CK"))
+    if (
+        not sid
+        or len(sid) > _TOKEN_MAX_CHARS
+        or nickname is None
+        or user_id is None
+        or not 0 < user_id < _ID_LIMIT  # a Spaces id is stored as a 64-bit integer
+        or (ck is not None and len(ck) > _TOKEN_MAX_CHARS)
+    ):
+        raise SpacesUnavailable("bad_answer", method=method)
     if ck is None:
         # Only state-changing calls need CK; the session itself is still usable.
         logger.warning("Spaces %s answer has no CK; continuing without it", method)

@@ -14,6 +14,7 @@ header merging, multipart encoder) cost more than the request itself per session
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import logging
@@ -25,6 +26,7 @@ from typing import Literal
 import httpx
 
 from bot.spaces import _parse, codes, hosts
+from bot.spaces._body import read_capped
 from bot.spaces.cookies import LoginCookies
 from bot.spaces.errors import CaptchaRequired, SpacesAPIError, SpacesUnavailable
 from bot.spaces.types import Account, Counters, OAuthLink
@@ -84,8 +86,10 @@ class SpacesClient:
         self._resolve = resolver
         self._rid = rid
         self._user_agent = user_agent
-        # httpx's per-request timeouts, read by the transport.
+        # httpx's per-request timeouts, read by the transport; `_deadline` bounds the whole
+        # request (a body dripping a byte at a time never trips a per-read timeout).
         self._extensions = {"timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout)}
+        self._deadline = timeout
         self._captcha_max_bytes = captcha_max_bytes
 
     @property
@@ -163,19 +167,16 @@ class SpacesClient:
             headers.append(("Cookie", cookie))
         request = httpx.Request("GET", target, headers=headers, extensions=self._extensions)
         try:
-            response = await self._transport.handle_async_request(request)
-        except httpx.TimeoutException:
+            async with asyncio.timeout(self._deadline):
+                response = await self._transport.handle_async_request(request)
+                try:
+                    return await self._read_captcha(response)
+                finally:
+                    await response.aclose()
+        except (httpx.TimeoutException, TimeoutError):
             raise SpacesUnavailable("timeout", method="captcha") from None
         except httpx.HTTPError:
             raise SpacesUnavailable("network", method="captcha") from None
-        try:
-            return await self._read_captcha(response)
-        except httpx.TimeoutException:
-            raise SpacesUnavailable("timeout", method="captcha") from None
-        except httpx.HTTPError:
-            raise SpacesUnavailable("network", method="captcha") from None
-        finally:
-            await response.aclose()
 
     # -- internals ---------------------------------------------------------------------
 
@@ -212,7 +213,7 @@ class SpacesClient:
         if declared.isdigit() and int(declared) > cap:
             raise SpacesUnavailable("bad_answer", status, method="captcha")
         # Compressed bodies were refused above, so these are the bytes off the wire.
-        picture = await _read_at_most(response, cap)
+        picture = await read_capped(response, cap)
         if not picture:  # empty, or over the cap
             raise SpacesUnavailable("bad_answer", status, method="captcha")
         logger.debug("Spaces captcha -> %d bytes", len(picture))
@@ -284,16 +285,19 @@ class SpacesClient:
             extensions=self._extensions,
         )
         try:
-            response = await self._transport.handle_async_request(request)
-            if jar is not None:  # only a login attempt keeps what an answer sets
-                jar.cookies = jar.cookies.merged(response.headers.get_list("set-cookie"), url.host)
-            try:
-                # An error page is not read: the status alone is the answer.
-                ok = 200 <= response.status_code < 300
-                content = await _read_at_most(response, _MAX_ANSWER_BYTES) if ok else b""
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException:
+            async with asyncio.timeout(self._deadline):  # connect, headers and body together
+                response = await self._transport.handle_async_request(request)
+                if jar is not None:  # only a login attempt keeps what an answer sets
+                    jar.cookies = jar.cookies.merged(
+                        response.headers.get_list("set-cookie"), url.host
+                    )
+                try:
+                    # An error page is not read: the status alone is the answer.
+                    ok = 200 <= response.status_code < 300
+                    content = await read_capped(response, _MAX_ANSWER_BYTES) if ok else b""
+                finally:
+                    await response.aclose()
+        except (httpx.TimeoutException, TimeoutError):
             logger.debug("Spaces %s -> timeout", method)
             raise SpacesUnavailable("timeout", method=method) from None
         except httpx.DecodingError:
@@ -317,9 +321,14 @@ class SpacesClient:
             raise SpacesUnavailable("bad_answer", status, method=method)
         try:
             body: object = json.loads(content)
-        except ValueError:  # JSONDecodeError and UnicodeDecodeError both land here
+        except (json.JSONDecodeError, UnicodeDecodeError):
             logger.debug("Spaces %s -> not JSON", method)
             raise SpacesUnavailable("not_json", status, method=method) from None
+        except (RecursionError, ValueError):
+            # JSON, but absurd: nested past the parser's depth, or a number of thousands of
+            # digits (Python refuses to convert those).
+            logger.debug("Spaces %s -> absurd JSON", method)
+            raise SpacesUnavailable("bad_answer", status, method=method) from None
         code = codes.normalize_code(body.get("code")) if isinstance(body, dict) else None
         if not isinstance(body, dict) or code is None:
             logger.debug("Spaces %s -> JSON without a code", method)
@@ -338,18 +347,6 @@ class SpacesClient:
                     code, captcha_url, method=method, server_text=words, auth_error=auth_error
                 )
         raise SpacesAPIError(code, method=method, server_text=words, auth_error=auth_error)
-
-
-async def _read_at_most(response: httpx.Response, cap: int) -> bytes | None:
-    """The (decoded) body, or None as soon as it grows past `cap` bytes."""
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in response.aiter_bytes():
-        received += len(chunk)
-        if received > cap:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _multipart(fields: Mapping[str, str]) -> tuple[bytes, str]:

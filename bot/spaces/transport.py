@@ -56,8 +56,12 @@ class _AiohttpBody(httpx.AsyncByteStream):
                 yield chunk
 
     async def aclose(self) -> None:
-        # Back to the pool only when read to the end; otherwise aiohttp closes the connection.
-        self._response.release()
+        # Back to the pool only when read to the end; a body left unread (over its cap, past
+        # its deadline) closes the connection instead of waiting for the rest.
+        if self._response.content.at_eof():
+            self._response.release()
+        else:
+            self._response.close()
 
 
 _SMALL_BODY = 64 * 1024  # declared bodies up to this size are read whole
@@ -78,8 +82,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     cookies (its jar would put a login's `sid` over the Cookie header a request sets, i.e.
     check one chat's session with another's), the small request body goes out in one write,
     and every failure surfaces as the httpx error httpx's own pool raises. Small answers
-    with a declared length are read whole; others stream (the captcha download stops at
-    its size cap).
+    with a declared length are read whole; others stream. Bodies are handed over still
+    encoded: the Spaces client undoes Content-Encoding itself, under its size cap.
     """
 
     def __init__(self, *, max_connections: int = 100, keepalive_expiry: float = 5.0) -> None:
@@ -128,10 +132,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             length = response.content_length
             if length is not None and length <= _SMALL_BODY:
                 # A Spaces answer: read at once, no chain of async iterators per request.
+                try:
+                    raw = await response.read()
+                except BaseException:  # cancelled by the caller's deadline too
+                    response.close()
+                    raise
+                # As a stream, still encoded: `content=` would make httpx inflate it whole
+                # at once, and a few kB of gzip can be a gigabyte. The reader caps it.
                 return httpx.Response(
                     response.status,
                     headers=response.raw_headers,
-                    content=await response.read(),  # decoded here, by its Content-Encoding
+                    stream=httpx.ByteStream(raw),
                     extensions=extensions,
                 )
         return httpx.Response(

@@ -168,3 +168,23 @@ class LoginFailure(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+
+
+class ConversationRecord(Base):
+    """One conversation's state and data (aiogram FSM), keyed like aiogram's StorageKey.
+
+    `thread_id` 0 and `business_connection_id` '' stand for "none": primary-key columns
+    cannot be NULL. `data` is JSON; secrets in it are sealed (services/login.py).
+    """
+
+    __tablename__ = "conversation_states"
+
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    thread_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    business_connection_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    destiny: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str | None] = mapped_column(String(128))
+    data: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

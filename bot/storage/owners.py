@@ -7,7 +7,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    and_,
+    delete,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,6 +33,7 @@ from bot.storage.models import (
     Person,
     RemoteSessionRow,
     StatBucket,
+    UTCDateTime,
 )
 
 
@@ -64,6 +78,10 @@ class Stats:
     events_24h: Mapping[str, int]
     # service id -> session state -> count (services with no session are absent)
     sessions_by_service: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+
+# The first half of PostgreSQL's two-part advisory lock keys taken for login attempts.
+_ATTEMPT_LOCKS = 0x5B1D
 
 
 def _hour(at: datetime) -> datetime:
@@ -216,10 +234,57 @@ class OwnerStore:
                 found[key].append(at)
         return found
 
-    async def add_failure(self, keys: list[str], now: datetime, prune_before: datetime) -> None:
+    async def reserve_attempt(
+        self,
+        keys: list[str],
+        now: datetime,
+        *,
+        since: datetime,
+        max_failures: int,
+        locked_after: datetime,
+    ) -> list[int]:
+        """Record a failure under every key now, in one step, unless one of them is locked.
+
+        A key is locked when it has `max_failures` failures since `since`, the latest after
+        `locked_after`. Returns the ids of the rows written (one per key), or [] when locked.
+        Checking and recording are one statement, so simultaneous attempts cannot all pass
+        the check before any is recorded; on PostgreSQL a transaction lock per key makes
+        the statements of several processes take turns (SQLite takes its write lock first).
+        """
+        f = cast(Table, LoginFailure.__table__)
+
+        def locked(key: str) -> ColumnElement[bool]:
+            recent = and_(f.c.key == key, f.c.at >= since)
+            count = select(func.count()).where(recent).scalar_subquery()
+            latest = select(func.max(f.c.at)).where(recent).scalar_subquery()
+            return and_(count >= max_failures, latest > locked_after)
+
+        free = not_(or_(*(locked(key) for key in keys)))
+        at = literal(now, UTCDateTime())
+        rows = union_all(
+            *(
+                select(literal(key, String()).label("key"), at.label("at")).where(free)
+                for key in keys
+            )
+        )
+        insert = self._insert(LoginFailure).from_select(["key", "at"], rows).returning(f.c.id)
         async with self._sessionmaker.begin() as db:
-            db.add_all([LoginFailure(key=k, at=now) for k in keys])
-            await db.execute(delete(LoginFailure).where(LoginFailure.at < prune_before))
+            if self._dialect == "postgresql":
+                for key in sorted(keys):  # always in the same order: no deadlock
+                    await db.execute(
+                        select(func.pg_advisory_xact_lock(_ATTEMPT_LOCKS, func.hashtext(key)))
+                    )
+            return list((await db.scalars(insert)).all())
+
+    async def release_attempt(self, ids: list[int]) -> None:
+        """Take back a reservation whose attempt said nothing about the password."""
+        if ids:
+            async with self._sessionmaker.begin() as db:
+                await db.execute(delete(LoginFailure).where(LoginFailure.id.in_(ids)))
+
+    async def prune_failures(self, before: datetime) -> None:
+        async with self._sessionmaker.begin() as db:
+            await db.execute(delete(LoginFailure).where(LoginFailure.at < before))
 
     async def clear_failures(self, keys: list[str]) -> None:
         async with self._sessionmaker.begin() as db:

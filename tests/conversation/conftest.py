@@ -8,11 +8,17 @@ from typing import Any
 
 import pytest
 from aiogram import Bot, Dispatcher
-from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import Update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.app import Services, build_bot, build_dispatcher, build_remote_services, build_services
+from bot.app import (
+    Services,
+    build_bot,
+    build_dispatcher,
+    build_fsm_storage,
+    build_remote_services,
+    build_services,
+)
 from bot.config import Settings
 from bot.handlers.steps import StepButton
 from bot.locales import PoI18n, build_i18n
@@ -137,7 +143,8 @@ async def harness(
             bot=bot,
             i18n=i18n,
         )
-        dp = build_dispatcher(services, MemoryStorage())
+        # The production default: conversation state in the bot's own database.
+        dp = build_dispatcher(services, build_fsm_storage(settings, make_sessionmaker(engine)))
         try:
             yield Harness(
                 dp=dp,

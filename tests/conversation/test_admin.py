@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -9,6 +9,7 @@ import pytest
 from bot.services.broadcast import STOP_PREFIX
 from tests.conftest import only_session
 from tests.conversation.conftest import ADMIN, CHAT, Harness, buttons, step_data, texts
+from tests.storage.test_store import account as stored_account
 
 STRANGER = 777
 
@@ -241,6 +242,31 @@ async def test_forget_deletes_everything_after_logging_out(h: Harness) -> None:
     assert await only_session(h.store, CHAT) is None
     assert await h.store.chat_languages(CHAT) == (None, None)
     assert session.secrets["sid"] not in h.spaces.state.sessions
+
+
+async def test_stats_say_how_far_behind_the_watch_is(h: Harness) -> None:
+    calls = await h.say("/stats", chat_id=ADMIN)
+    assert h.t("admin-stats-on-time") in texts(calls)[0]
+    assert h.t("admin-stats-notices-none") in texts(calls)[0]
+    now = datetime.now(UTC)
+    long_ago = now - timedelta(hours=2, minutes=5)
+    for chat_id in (11, 12, 13):
+        await h.store.save_session(
+            chat_id, chat_id, stored_account(f"{chat_id:016d}"), long_ago, next_check_at=long_ago
+        )
+    due, _ = await h.store.due_sessions(now, 1)
+    await h.store.record_checks(long_ago, ended=due)  # one ended two hours ago, never told
+
+    for locale, language in (("en", "en"), ("ru", "ru")):
+        await h.store.set_chat_language(ADMIN, language, now)
+        text = texts(await h.say("/stats", chat_id=ADMIN))[0]
+        behind = h.i18n.ntext(
+            "admin-stats-behind", 2, locale, count=2, age=h.i18n.duration(7500, locale)
+        )
+        waiting = h.i18n.ntext(
+            "admin-stats-notices-waiting", 1, locale, count=1, age=h.i18n.duration(7500, locale)
+        )
+        assert behind in text and waiting in text
 
 
 async def test_stats_name_the_mirror_that_answers(h: Harness) -> None:

@@ -441,6 +441,6 @@ async def test_a_captcha_picture_outside_spaces_is_not_fetched(
     await walk_to_password(h)
     h.spaces.state.next_code("login", "00001", answer)
     calls = await h.say("secret123")
-    assert h.t("spaces-unavailable-bad_answer") in " ".join(texts(calls))
+    assert h.t("captcha-unavailable") in " ".join(texts(calls))
     assert not [c for c in calls if c.method == "sendPhoto"]
     assert await h.state() is None and await h.fsm_data() == {}

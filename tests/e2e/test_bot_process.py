@@ -307,13 +307,13 @@ async def test_a_refused_token_exits_2_with_one_line(
 ) -> None:
     tg, spaces = fakes
     env = bot_env(tg, spaces, tmp_path, generate_key())
-    bot = BotProcess({**env, "BOT_TOKEN": "999:not-the-token"})
+    bot = BotProcess({**env, "BOT_TOKEN": "999:AAnotTheTokenTheFakeTelegramKnows000"})
     await bot.start()
     assert await bot.wait() == 2
     log = bot.stderr.decode()
     errors = [line for line in log.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and "BOT_TOKEN" in errors[0], log
-    assert "Traceback" not in log and "not-the-token" not in log
+    assert "Traceback" not in log and "notTheToken" not in log
 
 
 async def test_sigterm_while_starting_exits_0(
@@ -324,3 +324,79 @@ async def test_sigterm_while_starting_exits_0(
     await bot.start()
     await asyncio.sleep(1.0)  # still importing
     assert await bot.stop() == 0
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident memory (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+async def test_a_gzip_bomb_and_a_dripping_body_are_failed_logins(
+    fakes: tuple[FakeTelegram, FakeSpaces], tmp_path: Path
+) -> None:
+    """1 GiB in a few kB, then a body that never ends: each is one failed login, and the
+    bot stays small and keeps answering."""
+    if sys.platform != "linux":
+        pytest.skip("reads the bot's memory from /proc")
+    tg, spaces = fakes
+    env = {**bot_env(tg, spaces, tmp_path, generate_key()), "FLOOD_MAX_MESSAGES": "100"}
+    bot = BotProcess(env)
+    await bot.start()
+    try:
+        await tg.wait_for_call("setMyCommands", timeout=20)
+        assert bot.proc is not None
+        before = peak_rss_mib(bot.proc.pid)
+        failed = t("login-failed", reason="")[:20]
+        for mode in ("gzipbomb", "drip"):
+            spaces.state.set_mode(mode)
+            await say(tg, "/login", t("login-ask-login")[:30])
+            await say(tg, "alice", "alice")
+            await say(tg, "secret123", failed)
+        spaces.state.set_mode("ok")
+        await say(tg, "/login", t("login-ask-login")[:30])
+        await say(tg, "alice", "alice")
+        await say(tg, "secret123", "Alice")
+        grown = peak_rss_mib(bot.proc.pid) - before
+    finally:
+        assert await bot.stop() == 0
+    assert grown < 100, f"peak memory grew by {grown:.0f} MiB"
+    assert "Traceback" not in bot.stderr.decode()
+
+
+async def test_simultaneous_wrong_passwords_reach_spaces_at_most_the_limit(
+    fakes: tuple[FakeTelegram, FakeSpaces], tmp_path: Path
+) -> None:
+    tg, spaces = fakes
+    bot = BotProcess(bot_env(tg, spaces, tmp_path, generate_key()))
+    chats = [9000 + n for n in range(40)]
+    await bot.start()
+    try:
+        await tg.wait_for_call("setMyCommands", timeout=20)
+        ask_password = t("login-ask-password", login="alice")[:15]
+        for chat in chats:
+            for text, expect in (("/login", t("login-ask-login")[:30]), ("alice", ask_password)):
+                mark = tg.mark()
+                tg.send_message(text, chat_id=chat)
+                await tg.wait_for_call(
+                    "sendMessage",
+                    predicate=lambda c, chat=chat, expect=expect: (
+                        c.params.get("chat_id") == chat and expect in (c.params.get("text") or "")
+                    ),
+                    after=mark,
+                    timeout=15,
+                )
+        mark = tg.mark()
+        for chat in chats:  # all at once: the bot polls them in one batch
+            tg.send_message("wrong-password", chat_id=chat)
+        for _ in range(300):
+            answered = {c.params.get("chat_id") for c in tg.sent_messages(after=mark)}
+            if answered >= set(chats):
+                break
+            await asyncio.sleep(0.1)
+        assert answered >= set(chats)
+    finally:
+        assert await bot.stop() == 0
+    assert spaces.state.calls_summary()["counts"]["login"] == 5  # LOGIN_MAX_FAILURES

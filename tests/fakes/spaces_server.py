@@ -28,6 +28,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
+import gzip
 import json
 import re
 import secrets
@@ -48,7 +50,11 @@ import httpx
 from aiohttp import web
 
 DEFAULT_CAPTCHA_ANSWER: Final = "1234"
-MODES: Final = frozenset({"ok", "http500", "html", "badjson", "timeout", "ratelimit"})
+# gzipbomb: 1 GiB of zeros as gzip inside gzip (a few kB on the wire); drip: a body that
+# never ends, one byte at a time, each well within a per-read timeout.
+MODES: Final = frozenset(
+    {"ok", "http500", "html", "badjson", "timeout", "ratelimit", "gzipbomb", "drip"}
+)
 CALLS_KEPT: Final = 1000
 CAPTCHA_CODES: Final = frozenset({"00001", "00004"})
 _REPO_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -87,6 +93,26 @@ def _tiny_png() -> bytes:
 
 
 CAPTCHA_PNG: Final = _tiny_png()
+_MiB: Final = 1 << 20
+
+
+def gzip_of_zeros(size_mib: int) -> bytes:
+    """A gzip stream of `size_mib` MiB of zeros, built without compressing them all.
+
+    One 1 MiB segment ends in a full flush, so it stands alone and can be repeated; the
+    trailer's CRC is left zero (a decoder that honours a size cap never gets there)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    segment = compressor.compress(bytes(_MiB)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    final_block = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS).flush()
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+    trailer = struct.pack("<II", 0, (size_mib * _MiB) & 0xFFFFFFFF)
+    return header + segment * size_mib + final_block + trailer
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """1 GiB of zeros, gzip inside gzip: a few kB to send (Content-Encoding: gzip, gzip)."""
+    return gzip.compress(gzip_of_zeros(1024), 9)
 
 
 @dataclass
@@ -142,6 +168,8 @@ class FakeState:
         # The Domain attribute of that cookie; None: a host-only cookie, as the site sets.
         self.captcha_cookie_domain: str | None = None
         self.oauth_base = DEFAULT_OAUTH_BASE
+        # The picture: "png" (a real one), "huge" (2 MB, declared), "endless" (streamed on).
+        self.captcha_picture = "png"
         # SIDs whose place another sign-in took: `check` answers 01006 with sub-code 1.
         self.replaced: set[str] = set()
         # Benchmarks: any SID nobody logged in with is a live session of a made-up user
@@ -452,7 +480,7 @@ def _parse_form(body: bytes, content_type: str) -> dict[str, str] | None:
     return form
 
 
-async def _neoapi(request: web.Request) -> web.Response:
+async def _neoapi(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     endpoint = request.match_info["endpoint"]
     multipart = request.method == "POST" and request.content_type == "multipart/form-data"
@@ -477,6 +505,14 @@ async def _neoapi(request: web.Request) -> web.Response:
     if mode == "timeout":
         await state.stall()
         return web.Response(status=504, text="stalled")
+    if mode == "gzipbomb":
+        return web.Response(
+            body=gzip_bomb(),
+            content_type="application/json",
+            headers={"Content-Encoding": "gzip, gzip"},
+        )
+    if state.mode == "drip":
+        return await _drip(request, state)
 
     if request.headers.get("X-Proxy") != "spaces" or request.cookies.get("json") != "1":
         return _html()  # like the real site: no JSON without both
@@ -499,7 +535,22 @@ async def _neoapi(request: web.Request) -> web.Response:
     return handler(request, state, form)
 
 
-async def _captcha(request: web.Request) -> web.Response:
+async def _drip(request: web.Request, state: FakeState) -> web.StreamResponse:
+    """A body that never ends: a space every 0.1 s until the client goes or the mode changes."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    while state.mode == "drip":
+        await response.write(b" ")
+        await asyncio.sleep(0.1)
+    await response.write_eof()
+    return response
+
+
+CAPTCHA_PICTURES: Final = frozenset({"png", "huge", "endless"})
+_ENDLESS_LIMIT: Final = 256 * 1024 * 1024  # "endless", yet a test run cannot hang on it
+
+
+async def _captcha(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     name = _CAPTCHA_NAME.fullmatch(request.match_info["name"])
     if name is None:
@@ -507,6 +558,17 @@ async def _captcha(request: web.Request) -> web.Response:
     # Like the site: a picture is shown only to the attempt it was handed out to.
     if state.captchas.get(request.cookies.get("sid", "")) != name.group(1):
         raise web.HTTPForbidden()
+    if state.captcha_picture == "huge":
+        return web.Response(body=CAPTCHA_PNG + b"\0" * (2 * 1024 * 1024), content_type="image/png")
+    if state.captcha_picture == "endless":
+        response = web.StreamResponse(headers={"Content-Type": "image/png"})
+        await response.prepare(request)
+        chunk, sent = CAPTCHA_PNG + b"\0" * (64 * 1024), 0
+        with contextlib.suppress(ConnectionError):
+            while sent < _ENDLESS_LIMIT:  # until the client hangs up
+                await response.write(chunk)
+                sent += len(chunk)
+        return response
     return web.Response(body=CAPTCHA_PNG, content_type="image/png")
 
 
@@ -582,6 +644,14 @@ def _admin_captcha_cookie(state: FakeState, body: dict[str, Any]) -> Any:
     return {"ok": True}
 
 
+def _admin_captcha_picture(state: FakeState, body: dict[str, Any]) -> Any:
+    kind = str(body["kind"])
+    if kind not in CAPTCHA_PICTURES:
+        raise ValueError(f"unknown picture {kind!r}; one of {sorted(CAPTCHA_PICTURES)}")
+    state.captcha_picture = kind
+    return {"ok": True}
+
+
 def _admin_oauth_base(state: FakeState, body: dict[str, Any]) -> Any:
     state.oauth_base = str(body["base"]).rstrip("/")
     return {"ok": True}
@@ -638,6 +708,7 @@ def build_app(state: FakeState, mirror: FakeMirror | None = None) -> web.Applica
         "replace": _admin_replace,
         "captcha_cookie": _admin_captcha_cookie,
         "oauth_base": _admin_oauth_base,
+        "captcha_picture": _admin_captcha_picture,
         "users": _admin_users,
         "mode": _admin_mode,
         "expire": _admin_expire,
@@ -759,6 +830,10 @@ class FakeSpacesControl:
 
     async def set_captcha_cookie_domain(self, domain: str | None) -> None:
         await self._request("POST", "captcha_cookie", {"domain": domain})
+
+    async def set_captcha_picture(self, kind: str) -> None:
+        """ "png", "huge" or "endless"."""
+        await self._request("POST", "captcha_picture", {"kind": kind})
 
     async def set_oauth_base(self, base: str) -> None:
         await self._request("POST", "oauth_base", {"base": base})

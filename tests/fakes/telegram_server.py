@@ -32,6 +32,12 @@ Realism that tests can rely on (and that catches bot bugs):
 * Only inline keyboards are echoed in the returned Message (like Telegram), reply markup is
   validated (``BUTTON_DATA_INVALID`` for callback_data over 64 bytes, etc.).
 * ``answerCallbackQuery`` only accepts ids of callback queries injected and not yet answered.
+* Webhooks: after ``setWebhook`` the queued updates are POSTed to its URL one at a time, in
+  order, with the ``X-Telegram-Bot-Api-Secret-Token`` header it was given; an update leaves
+  the queue once the bot answered 2xx (else it is sent again a little later), and a method in
+  the answer's body (aiogram's webhook reply) is executed like a call.  ``http://`` URLs are
+  accepted, as a local Bot API server does.  :meth:`FakeTelegram.post_to_webhook` sends a
+  POST with any header, as a forger would.
 """
 
 from __future__ import annotations
@@ -51,11 +57,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
-__all__ = ["DEFAULT_TOKEN", "ApiCall", "FakeTelegram"]
+__all__ = ["DEFAULT_TOKEN", "SECRET_HEADER", "ApiCall", "FakeTelegram", "WebhookPost"]
 
-DEFAULT_TOKEN = "123456:TEST-TOKEN"
+DEFAULT_TOKEN = "123456:AAFakeTokenForTheTestsOnly_0123456-x"  # shaped like a real one
 
 BLOCKED_DESCRIPTION = "Forbidden: bot was blocked by the user"
 _KICKED_DESCRIPTIONS = {
@@ -115,6 +122,10 @@ _FALLBACK_STRING_FIELDS = frozenset(
         "ip_address",
     }
 )
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+_SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_WEBHOOK_RETRY_SECONDS = 0.2
 
 _API_PATH = re.compile(r"/bot([^/]*)/([^/]*)/?")
 _FILE_PATH = re.compile(r"/file/bot([^/]*)/(.+)")
@@ -176,6 +187,17 @@ class ApiCall:
         else:
             outcome = f"{self.response.get('error_code')} {self.response.get('description')}"
         return f"{self.method} {_short(shown)} -> {outcome}"
+
+
+@dataclass
+class WebhookPost:
+    """One POST the fake made to the bot's webhook: the secret header it carried (None = no
+    header) and the bot's HTTP status (None when the bot could not be reached)."""
+
+    update_id: int
+    secret: str | None
+    status: int | None
+    error: str | None = None
 
 
 class _ApiError(Exception):
@@ -252,6 +274,10 @@ class FakeTelegram:
         self._allowed_updates: frozenset[str] | None = None
         self._poller: object | None = None
         self._webhook_url = ""
+        self._webhook_secret: str | None = None
+        self._webhook_task: asyncio.Task[None] | None = None
+        self._webhook_error: tuple[int, str] | None = None
+        self.webhook_posts: list[WebhookPost] = []
 
         self._chats: dict[int, dict[str, Any]] = {}
         self._users: dict[int, dict[str, Any]] = {}
@@ -265,6 +291,9 @@ class FakeTelegram:
         self._bot_texts: dict[str, dict[str, str]] = {}
 
         self._fail_rules: list[_FailRule] = []
+        self._page_rules: list[_FailRule] = []
+        self._held: dict[str, asyncio.Event] = {}
+        self._waiting: dict[str, int] = {}
         self._blocked: dict[int, str] = {}
 
         self._handlers: dict[str, Callable[[ApiCall], Any]] = {
@@ -329,6 +358,11 @@ class FakeTelegram:
         """Stop the server; pending long polls answer at once (empty result)."""
         self._closing = True
         self._wake_pollers()
+        task, self._webhook_task = self._webhook_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -481,6 +515,30 @@ class FakeTelegram:
         return copy.deepcopy(update)
 
     @property
+    def webhook_url(self) -> str:
+        """The URL given to ``setWebhook``; empty while none is set."""
+        return self._webhook_url
+
+    @property
+    def webhook_secret(self) -> str | None:
+        """The ``secret_token`` given to ``setWebhook``, if any."""
+        return self._webhook_secret
+
+    async def post_to_webhook(self, payload: dict[str, Any], *, secret: str | None) -> int:
+        """POST one update straight to the webhook with this secret header (None: no header),
+        as someone who found the URL would; returns the HTTP status.  Nothing is queued."""
+        if not self._webhook_url:
+            raise AssertionError("no webhook is set")
+        update = {"update_id": next(self._update_ids), **copy.deepcopy(payload)}
+        headers = {SECRET_HEADER: secret} if secret is not None else {}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(self._webhook_url, json=update, headers=headers) as response,
+        ):
+            await response.read()
+            return response.status
+
+    @property
     def pending_updates(self) -> list[dict[str, Any]]:
         """Updates not yet confirmed by an ``offset``."""
         return copy.deepcopy(self._updates)
@@ -577,6 +635,31 @@ class FakeTelegram:
             _FailRule(name, error_code, description, retry_after, times, chat_id)
         )
 
+    def answer_page_next(
+        self, method: str, *, status: int = 502, times: int = 1, chat_id: int | None = None
+    ) -> None:
+        """The next ``times`` calls of ``method`` get an HTML error page with ``status``, as a
+        proxy in front of Telegram answers when Telegram does not (aiogram cannot decode it)."""
+        name = self._canonical.get(method.lower(), method)
+        self._page_rules.append(_FailRule(name, status, "proxy page", None, times, chat_id))
+
+    def hold(self, method: str) -> None:
+        """Calls of ``method`` arrive (and are recorded as pending) but get no answer until
+        :meth:`release`: a request in flight, for as long as a test wants."""
+        name = self._canonical.get(method.lower(), method)
+        self._held.setdefault(name, asyncio.Event())
+
+    def release(self, method: str) -> None:
+        name = self._canonical.get(method.lower(), method)
+        held = self._held.pop(name, None)
+        if held is not None:
+            held.set()
+
+    def held_calls(self, method: str) -> int:
+        """How many calls of ``method`` are waiting for :meth:`release` now."""
+        name = self._canonical.get(method.lower(), method)
+        return self._waiting.get(name, 0)
+
     def fail_delete_message(
         self,
         *,
@@ -622,6 +705,24 @@ class FakeTelegram:
             return self._finish(call, 401, _ApiError(401, "Unauthorized").body())
         if method == "getUpdates":
             return await self._handle_get_updates(call)
+        held = self._held.get(method)
+        if held is not None:
+            self._waiting[method] = self._waiting.get(method, 0) + 1
+            try:
+                await held.wait()
+            finally:
+                self._waiting[method] -= 1
+        page = self._take_rule(self._page_rules, call)
+        if page is not None:
+            call.status = page.error_code
+            call.response = {"page": "proxy error"}
+            self._record(call)
+            html = "<html><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"
+            return web.Response(status=page.error_code, text=html, content_type="text/html")
+        return self._run_method(call)
+
+    def _run_method(self, call: ApiCall) -> web.Response:
+        method = call.method
         try:
             self._check_fail_rules(call)
             handler = self._handlers.get(method)
@@ -648,14 +749,21 @@ class FakeTelegram:
         changed.set()
 
     def _check_fail_rules(self, call: ApiCall) -> None:
-        for rule in self._fail_rules:
+        rule = self._take_rule(self._fail_rules, call)
+        if rule is not None:
+            raise _ApiError(rule.error_code, rule.description, retry_after=rule.retry_after)
+
+    def _take_rule(self, rules: list[_FailRule], call: ApiCall) -> _FailRule | None:
+        """The first rule of ``rules`` that applies to ``call``, used up by one."""
+        for rule in rules:
             if rule.method != call.method or rule.remaining <= 0:
                 continue
             if rule.chat_id is not None and call.params.get("chat_id") != rule.chat_id:
                 continue
             rule.remaining -= 1
-            self._fail_rules = [r for r in self._fail_rules if r.remaining > 0]
-            raise _ApiError(rule.error_code, rule.description, retry_after=rule.retry_after)
+            rules[:] = [r for r in rules if r.remaining > 0]
+            return rule
+        return None
 
     def _serve_file(self, token: str, path: str) -> web.Response:
         if token != self.token:
@@ -961,25 +1069,103 @@ class FakeTelegram:
 
     def _set_webhook(self, call: ApiCall) -> bool:
         url = call.params.get("url")
-        if not isinstance(url, str):
+        if url == "":  # Telegram: an empty url removes the webhook
+            return self._delete_webhook(call)
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
             raise _ApiError(400, "Bad Request: bad webhook: HTTPS url must be provided for webhook")
+        secret = call.params.get("secret_token")
+        if secret is not None and not _SECRET_TOKEN.fullmatch(str(secret)):
+            raise _ApiError(400, "Bad Request: secret token contains unallowed characters")
+        allowed = call.params.get("allowed_updates")
+        if isinstance(allowed, list):
+            self._allowed_updates = frozenset(allowed) if allowed else None
         self._webhook_url = url
+        self._webhook_secret = str(secret) if secret is not None else None
+        self._webhook_error = None
         if call.params.get("drop_pending_updates"):
             self._updates.clear()
+        if self._webhook_task is None or self._webhook_task.done():
+            self._webhook_task = asyncio.create_task(self._deliver_to_webhook())
+        self._wake_pollers()
         return True
 
     def _delete_webhook(self, call: ApiCall) -> bool:
         self._webhook_url = ""
+        self._webhook_secret = None
         if call.params.get("drop_pending_updates"):
             self._updates.clear()
+        self._wake_pollers()
         return True
 
     def _get_webhook_info(self, call: ApiCall) -> dict[str, Any]:
-        return {
+        info: dict[str, Any] = {
             "url": self._webhook_url,
             "has_custom_certificate": False,
             "pending_update_count": len(self._updates),
         }
+        if self._webhook_url and self._webhook_error is not None:
+            info["last_error_date"], info["last_error_message"] = self._webhook_error
+        if self._webhook_url and self._allowed_updates is not None:
+            info["allowed_updates"] = sorted(self._allowed_updates)
+        return info
+
+    # ------------------------------------------------------------------ webhook delivery
+
+    async def _deliver_to_webhook(self) -> None:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=65)) as session:
+            while self._webhook_url and not self._closing:
+                batch = self._deliverable(1)
+                if not batch:
+                    await self._updates_changed.wait()  # a new update, or the webhook changed
+                    continue
+                update = batch[0]
+                if await self._post_update(session, update):
+                    self._updates = [
+                        u for u in self._updates if u["update_id"] != update["update_id"]
+                    ]
+                else:
+                    await asyncio.sleep(_WEBHOOK_RETRY_SECONDS)
+
+    async def _post_update(self, session: aiohttp.ClientSession, update: dict[str, Any]) -> bool:
+        secret = self._webhook_secret
+        headers = {SECRET_HEADER: secret} if secret is not None else {}
+        post = WebhookPost(update["update_id"], secret, None)
+        self.webhook_posts.append(post)
+        try:
+            async with session.post(self._webhook_url, json=update, headers=headers) as response:
+                post.status = response.status
+                if 200 <= response.status < 300:
+                    await self._run_webhook_reply(response)
+                    return True
+                post.error = f"Wrong response from the webhook: {response.status}"
+        except (aiohttp.ClientError, TimeoutError) as error:
+            post.error = f"Connection failed: {error!r}"
+        self._webhook_error = (int(time.time()), post.error)
+        return False
+
+    async def _run_webhook_reply(self, response: aiohttp.ClientResponse) -> None:
+        """Telegram executes a method given in the webhook's answer (aiogram sends it as a
+        multipart form; a JSON object works too)."""
+        raw: dict[str, Any] = {}
+        raw_files: dict[str, bytes] = {}
+        if response.content_type == "application/json":
+            body = await response.json()
+            raw = body if isinstance(body, dict) else {}
+        elif response.content_type == "multipart/form-data":
+            reader = aiohttp.MultipartReader.from_response(response)
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, aiohttp.BodyPartReader) or part.name is None:
+                    continue
+                if part.filename:
+                    raw_files[part.name] = await part.read()
+                else:
+                    raw[part.name] = await part.text()
+        name = raw.pop("method", None)
+        if not isinstance(name, str) or not name:
+            return
+        method = self._canonical.get(name.lower(), name)
+        params, files = _decode_params(method, raw, raw_files)
+        self._run_method(ApiCall(method, params, files, time.monotonic()))
 
     def _set_my_commands(self, call: ApiCall) -> bool:
         commands = call.params.get("commands")

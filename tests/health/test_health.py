@@ -11,7 +11,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.health import CachedProbe, HealthServer, HealthSources
+from bot.domain import Backlog
+from bot.health import CachedProbe, HealthServer, HealthSources, LoopSource
 from bot.remote import all_outcome_labels
 
 
@@ -21,8 +22,12 @@ class Fake:
 
     database: bool | Exception = True
     telegram: bool | Exception = True
-    last_sweep: datetime | None = field(default_factory=lambda: datetime.now(UTC))
+    redis: bool | Exception | None = None  # None: REDIS_URL not set
+    # Seconds since each loop's last heartbeat (None: none yet).
+    watch_age: float | None = 1.0
+    delivery_age: float | None = 1.0
     max_age: float = 60.0
+    backlog: Backlog | None = None
     counters: dict[str, dict[str, float]] = field(
         default_factory=lambda: {
             "updates": {"message": 3, "callback_query": 1},
@@ -49,15 +54,24 @@ class Fake:
         async def sessions() -> Mapping[str, int]:
             return self.sessions
 
+        async def backlog() -> Backlog:
+            assert self.backlog is not None
+            return self.backlog
+
+        redis = self.redis
         return HealthSources(
             database_ok=lambda: answer(self.database),
             telegram_ok=lambda: answer(self.telegram),
-            last_sweep_at=lambda: self.last_sweep,
-            sweep_max_age_seconds=self.max_age,
+            loops={
+                "watch": LoopSource(lambda: self.watch_age, self.max_age),
+                "delivery": LoopSource(lambda: self.delivery_age, self.max_age),
+            },
             counters=lambda: self.counters,
             sessions_by_state=sessions,
             version=self.version,
             services=("spaces", "sendspace"),
+            redis_ok=None if redis is None else (lambda: answer(redis)),
+            backlog=None if self.backlog is None else backlog,
         )
 
 
@@ -100,7 +114,12 @@ async def test_healthz_answers_ok(client: httpx.AsyncClient) -> None:
 async def test_ready_when_every_check_passes(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok", "telegram": "ok", "sweep": "ok"}
+    assert response.json()["checks"] == {
+        "database": "ok",
+        "telegram": "ok",
+        "watch": "ok",
+        "delivery": "ok",
+    }
 
 
 @pytest.mark.parametrize(
@@ -110,15 +129,23 @@ async def test_ready_when_every_check_passes(client: httpx.AsyncClient) -> None:
         ({"telegram": False}, "telegram", "fail"),
         ({"database": OSError("disk gone")}, "database", "error"),
         ({"telegram": RuntimeError("getMe refused")}, "telegram", "error"),
-        ({"last_sweep": datetime.now(UTC) - timedelta(seconds=61)}, "sweep", "stale"),
+        ({"watch_age": 61.0}, "watch", "stuck"),
+        ({"delivery_age": 61.0}, "delivery", "stuck"),
+        ({"redis": OSError("Connection refused")}, "redis", "error"),
+        ({"redis": False}, "redis", "fail"),
     ],
 )
 async def test_not_ready_names_the_failing_check(
-    fake: Fake, client: httpx.AsyncClient, change: dict[str, object], check: str, result: str
+    fake: Fake, change: dict[str, object], check: str, result: str
 ) -> None:
     for name, value in change.items():
         setattr(fake, name, value)
-    response = await client.get("/readyz")
+    server = await running(fake)
+    try:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{server.port}/readyz")
+    finally:
+        await server.stop()
     assert response.status_code == 503
     checks = response.json()["checks"]
     assert checks[check] == result
@@ -159,22 +186,27 @@ async def test_a_hanging_probe_counts_as_not_ready(fake: Fake) -> None:
         await server.stop()
 
 
-async def test_waits_for_the_first_sweep_during_the_grace_period(fake: Fake) -> None:
-    fake.last_sweep = None
-    fake.max_age = 0.3
+async def test_redis_is_asked_only_when_configured(client: httpx.AsyncClient) -> None:
+    assert "redis" not in (await client.get("/readyz")).json()["checks"]
+
+
+async def test_waits_for_the_first_heartbeat_during_the_grace_period(fake: Fake) -> None:
+    fake.watch_age = None
+    fake.delivery_age = 0.0
+    fake.max_age = 1.0
     server = await running(fake)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
             early = await client.get("/readyz")
             assert early.status_code == 200
-            assert early.json()["checks"]["sweep"] == "pending"
+            assert early.json()["checks"]["watch"] == "pending"
 
-            await asyncio.sleep(0.4)
+            await asyncio.sleep(1.1)
             late = await client.get("/readyz")
             assert late.status_code == 503
-            assert late.json()["checks"]["sweep"] == "never"
+            assert late.json()["checks"]["watch"] == "never"
 
-            fake.last_sweep = datetime.now(UTC)
+            fake.watch_age = 0.0
             assert (await client.get("/readyz")).status_code == 200
     finally:
         await server.stop()
@@ -215,6 +247,26 @@ async def test_metrics_expose_the_snapshot(client: httpx.AsyncClient) -> None:
         assert got.get(key) == value, key
     assert ("spaces_bot_sends_total", (("outcome", "retry_after"),)) not in got
     assert got[("spaces_bot_uptime_seconds", ())] >= 0
+
+
+async def test_metrics_show_how_far_behind_the_watch_is(fake: Fake) -> None:
+    now = datetime.now(UTC)
+    fake.backlog = Backlog(
+        overdue_sessions=1900,
+        oldest_overdue_since=now - timedelta(minutes=20),
+        pending_notices=3,
+        oldest_pending_since=now - timedelta(seconds=30),
+    )
+    server = await running(fake)
+    try:
+        async with httpx.AsyncClient() as client:
+            got = samples((await client.get(f"http://127.0.0.1:{server.port}/metrics")).text)
+    finally:
+        await server.stop()
+    assert got[("spaces_bot_watch_overdue_sessions", ())] == 1900
+    assert 1199 <= got[("spaces_bot_watch_oldest_overdue_seconds", ())] <= 1300
+    assert got[("spaces_bot_notices_pending", ())] == 3
+    assert 29 <= got[("spaces_bot_notices_oldest_pending_seconds", ())] <= 100
 
 
 async def test_metrics_read_the_counters_at_scrape_time(

@@ -47,6 +47,13 @@ def test_a_future_moment_and_another_day_show_the_date() -> None:
     assert days_ago.startswith("2 days ago") and "27 Nov" in days_ago
 
 
+def test_within_a_minute_it_is_just_now_or_soon() -> None:
+    i18n = build_i18n()
+    assert i18n.moment(NOW, NOW, "en").startswith(i18n.text("time-just-now", "en"))
+    soon = i18n.moment(NOW + timedelta(seconds=20), NOW, "ru")
+    assert soon.startswith(i18n.text("time-soon", "ru"))
+
+
 def test_an_unknown_moment_says_so() -> None:
     i18n = build_i18n()
     assert i18n.moment(None, NOW, "en") == i18n.text("time-unknown", "en")
@@ -60,7 +67,7 @@ def test_plain_text_is_not_escaped_and_html_text_is() -> None:
 
 
 def test_timezone_setting_defaults_to_moscow_and_refuses_a_bad_name() -> None:
-    base = {"_env_file": None, "bot_token": "1:x"}
+    base = {"_env_file": None, "bot_token": "1:" + "A" * 35}
     assert Settings(**base).zone == ZoneInfo("Europe/Moscow")  # type: ignore[arg-type]
     assert Settings(**base, timezone="UTC").zone == ZoneInfo("UTC")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="IANA time zone"):

@@ -402,3 +402,18 @@ async def test_subprocess_with_two_mirrors(transport: httpx.AsyncHTTPTransport) 
             assert (await client.check(account.sid)).user_id == 1001
             assert client.base_url == fake.urls[1]
             assert (await first.counts()) == {"login": 1, "check": 2}  # one state for both
+
+
+@pytest.mark.parametrize("kind", ["huge", "endless"])
+async def test_a_huge_or_endless_picture_is_cut_off(
+    fake: FakeSpaces, transport: httpx.AsyncHTTPTransport, kind: str
+) -> None:
+    client = SpacesClient(transport, fake.url, rid=RID, timeout=5, captcha_max_bytes=64 * 1024)
+    fake.state.set_captcha("alice", True)
+    with pytest.raises(CaptchaRequired) as challenge:
+        await client.login("alice", "secret123")
+    async with FakeSpacesControl(fake.url) as control:
+        await control.set_captcha_picture(kind)
+    with pytest.raises(SpacesUnavailable) as caught:
+        await client.fetch_captcha(challenge.value.captcha_url, cookies=challenge.value.cookies)
+    assert caught.value.reason == "bad_answer"

@@ -78,7 +78,7 @@ async def test_todays_rows_are_carried_over_resealed_and_back(any_url: str, ciph
     engine = create_engine(any_url)
     at = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     try:
-        await migrate(engine, "0004")
+        await migrate(engine, "0005")
         async with engine.begin() as conn:
             for chat in (1, 2):
                 sid = f"{chat:016d}"
@@ -114,7 +114,7 @@ async def test_todays_rows_are_carried_over_resealed_and_back(any_url: str, ciph
 
         # Down: the rows go back to spaces_sessions, one per chat, with their tokens.
         await store.save_session(1, 1, RemoteSession("sendspace", "bob", "bob", {"k": "v"}), at)
-        await downgrade(engine, "0004")
+        await downgrade(engine, "0005")
         async with engine.connect() as conn:
             rows = (
                 await conn.execute(

@@ -39,9 +39,9 @@ async def test_migrations_up_down_up_and_the_store(pg_url: str, cipher: Cipher) 
         due, unreadable = await store.due_sessions(NOW + timedelta(seconds=1), 10)
         assert [d.chat_id for d in due] == [1] and unreadable == []
         await store.record_checks(NOW, ended=due)
-        notices = await store.claim_notices(NOW, 10)
+        notices = [n for _ in range(10) if (n := await store.claim_notice(NOW)) is not None]
         assert [n.chat_id for n in notices] == [1]
-        assert await store.claim_notices(NOW, 10) == []
+        assert await store.claim_notice(NOW) is None
 
         assert await store.touch_chat(1, 1, "ru", NOW) is None
         await store.set_chat_language(1, "en", NOW)
@@ -70,12 +70,17 @@ async def test_two_processes_never_claim_the_same_notice(pg_url: str, cipher: Ci
 
         async def drain(store: Store) -> list[int]:
             got: list[int] = []
-            while batch := await store.claim_notices(NOW, 7):
-                got += [n.chat_id for n in batch]
+            while notice := await store.claim_notice(NOW):
+                got.append(notice.chat_id)
             return got
 
         got_a, got_b = await asyncio.gather(drain(a), drain(b))
         assert sorted(got_a + got_b) == list(range(1, 41))  # each exactly once
+        # A stop before any was sent: the next start gives every claim back, and they wait.
+        assert await a.recover_notices() == (40, 0)
+        backlog = await b.backlog(NOW + timedelta(hours=1))
+        assert backlog.pending_notices == 40 and backlog.oldest_pending_since == NOW
+        assert backlog.overdue_sessions == 0
     finally:
         await first.dispose()
         await second.dispose()

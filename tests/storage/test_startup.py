@@ -19,7 +19,7 @@ from tests.external import pg_url  # noqa: F401 - fixture
 
 def settings(data_dir: Path, key: str | None = None, url: str | None = None) -> Settings:
     return Settings(
-        bot_token="1:token",  # type: ignore[arg-type]
+        bot_token="1:" + "A" * 35,  # type: ignore[arg-type]
         data_dir=data_dir,
         encryption_key=key,  # type: ignore[arg-type]
         database_url=url,

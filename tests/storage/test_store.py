@@ -150,3 +150,23 @@ async def test_reencrypt_all_moves_everything_to_the_first_key(
     for chat in range(1, 8):
         got = await only_new.get_session(chat, SPACES)
         assert got is not None and got.secrets["sid"] == f"{chat:016d}"
+
+
+async def test_the_backlog_counts_overdue_checks_and_waiting_notices(store: Store) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    for chat_id, due_ago in ((1, 600), (2, 30), (3, 3600)):
+        due = now - timedelta(seconds=due_ago)
+        await store.save_session(
+            chat_id, chat_id, account(f"{chat_id:016d}"), due, next_check_at=due
+        )
+    backlog = await store.backlog(now)
+    # Due half a minute ago is the sweep's normal pace; ten minutes and an hour are behind.
+    assert backlog.overdue_sessions == 2
+    assert backlog.oldest_overdue_since == now - timedelta(hours=1)
+    assert backlog.pending_notices == 0 and backlog.oldest_pending_since is None
+    due, _ = await store.due_sessions(now, 1)
+    await store.record_checks(now - timedelta(minutes=3), ended=due)
+    backlog = await store.backlog(now)
+    assert backlog.overdue_sessions == 1
+    assert backlog.pending_notices == 1
+    assert backlog.oldest_pending_since == now - timedelta(minutes=3)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -63,6 +63,12 @@ class WatchKit:
     tg: FakeTelegram
     store: Store
     sender: TelegramSender
+    notifier: Notifier
+
+    async def sweep(self) -> None:
+        """One sweep, then what the outbox loop would send right after it."""
+        await self.watch.sweep()
+        await self.notifier.deliver_pending()
 
     async def link(self, chat_id: int, sid: str, nick: str = "Alice", *, due: bool = True) -> None:
         now = datetime.now(UTC)
@@ -81,6 +87,9 @@ class WatchKit:
         ]
 
 
+MakeKit = Callable[..., WatchKit]
+
+
 @pytest.fixture
 async def bot(tg: FakeTelegram) -> AsyncIterator[Bot]:
     settings = Settings(_env_file=None, bot_token=tg.token, telegram_api_url=tg.url)  # type: ignore[call-arg]
@@ -91,10 +100,14 @@ async def bot(tg: FakeTelegram) -> AsyncIterator[Bot]:
 
 @pytest.fixture
 def make_kit(store: Store, tg: FakeTelegram, bot: Bot):  # type: ignore[no-untyped-def]
-    def make(interval: float = 900.0, rate: float = 1000.0, notice_batch: int = 100) -> WatchKit:
+    def make(
+        interval: float = 900.0,
+        rate: float = 1000.0,
+        config: WatchConfig | None = None,
+        poll_seconds: float = 0.05,
+    ) -> WatchKit:
         spaces = ScriptedSpaces()
         sender = TelegramSender(bot, rate=min(rate, 30.0))
-        config = WatchConfig(interval=interval, concurrency=4, spaces_rate=0)
         # The real Spaces adapter over a scripted client: the adapter's mapping is under test.
         registry = ServiceRegistry([SpacesService(spaces)])  # type: ignore[arg-type]
         notifier = Notifier(
@@ -102,11 +115,14 @@ def make_kit(store: Store, tg: FakeTelegram, bot: Bot):  # type: ignore[no-untyp
             sender,
             build_i18n(),
             [ADMIN],
-            batch_size=notice_batch,
+            poll_seconds=poll_seconds,
             service_names=registry.display_name,
         )
+        config = config or WatchConfig(interval=interval, concurrency=4, spaces_rate=0)
         watch = SessionWatch(store, registry, notifier, config, rng=random.Random(7))
-        return WatchKit(watch=watch, spaces=spaces, tg=tg, store=store, sender=sender)
+        return WatchKit(
+            watch=watch, spaces=spaces, tg=tg, store=store, sender=sender, notifier=notifier
+        )
 
     return make
 

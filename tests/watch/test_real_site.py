@@ -11,10 +11,8 @@ import pytest
 from bot.domain import SessionState
 from bot.locales import build_i18n
 from bot.services.notifier import Notifier
-from bot.services.registry import ServiceRegistry
 from bot.services.watch import SessionWatch, WatchConfig
 from bot.spaces import SpacesAPIError, SpacesClient
-from bot.spaces.service import SpacesService
 from tests.conftest import only_session
 from tests.watch.conftest import ADMIN, WatchKit
 
@@ -25,7 +23,7 @@ async def test_a_session_replaced_by_another_sign_in_has_ended(
 ) -> None:
     await kit.link(1, "1111")
     kit.spaces.answers["1111"] = SpacesAPIError("01006", auth_error=sub_code)
-    await kit.watch.sweep()
+    await kit.sweep()
     session = await only_session(kit.store, 1)
     assert session is not None
     assert (session.state == SessionState.ENDED) is ended
@@ -44,24 +42,19 @@ async def test_a_check_that_failed_on_every_mirror_counts_once(kit: WatchKit) ->
     )
     notifier = Notifier(kit.store, kit.sender, build_i18n(), [ADMIN])
     watch = SessionWatch(
-        kit.store,
-        ServiceRegistry([SpacesService(client)]),
-        notifier,
-        WatchConfig(interval=900, spaces_rate=0),
-        rng=random.Random(1),
+        kit.store, client, notifier, WatchConfig(interval=900, spaces_rate=0), rng=random.Random(1)
     )
-    detector = watch.detectors["spaces"]
     observed: list[bool] = []
-    observe = detector.observe
+    observe = watch.detector.observe
 
     def counting(transient: bool) -> None:
         observed.append(transient)
         observe(transient)
 
-    detector.observe = counting  # type: ignore[method-assign]
+    watch.detector.observe = counting  # type: ignore[method-assign]
     for chat in range(1, 5):
         await kit.link(chat, f"{chat}" * 4)
     await watch.sweep()
     assert len(asked) == 8  # both mirrors were tried for each session
     assert observed == [True] * 4  # but each check is one failure
-    assert not detector.down  # 4 failures are below its five-sample minimum
+    assert not watch.detector.down  # 4 failures are below its five-sample minimum
