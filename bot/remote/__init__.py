@@ -36,37 +36,7 @@ The pieces
 ``Sentence(key, params)``
     A catalogue key the adapter picks; the words live in ``bot/locales``.
 
-Adding a service
-----------------
-1. A package ``bot/<service>/``: a client (takes the shared ``httpx.AsyncBaseTransport``,
-   sets timeouts, caps answer sizes, raises its own small exception tree whose transient
-   reasons are `TransientReason`), and ``service.py`` with a class implementing
-   `RemoteService` (subclass the protocol so mypy checks it) that maps the client's
-   answers and errors onto the types above.
-2. Its texts: ``bot/locales/{en,ru}/LC_MESSAGES/<service>_codes.po`` with a sentence for
-   every documented error code and each transient reason, keys prefixed ``<service>-``.
-3. A fake of its API in ``tests/fakes/<service>_server.py`` built from its published doc,
-   and tests in ``tests/<service>/`` against it: login, wrong credentials, check (alive,
-   ended, transient), logout, outage, hostile answers.
-4. Its settings (enabled by its key or URL), then it is registered where ``bot/app.py``
-   wires the services.
-
-Next: spaces.pe, a token-only service
--------------------------------------
-spaces.pe's REST API authenticates every request with an OAuth access token as the HTTP
-Basic user name (empty password), answers JSON, and says 401 when the token is no longer
-valid. It fits without new types:
-
-- ``ServiceInfo("spaces_pe", "spaces.pe", steps=(Step.TOKEN,))``: the person pastes a
-  token; the message is deleted at once like a password.
-- ``login({Step.TOKEN: token})``: one authenticated GET of a small resource; 200 ->
-  ``LoggedIn(RemoteSession("spaces_pe", <account id from the answer>, <name>,
-  {"token": token}))``; 401 -> ``LoginRefused(BAD_CREDENTIALS)``; 5xx/timeout ->
-  ``ServiceUnavailable``. No ``NextStep``.
-- ``check({"token": ...})``: the same GET; 200 -> ``Confirmed``; 401 ->
-  ``Ended(EndReason.REVOKED)``; 400/404/5xx/HTML/timeout -> ``Transient``.
-- ``logout``: the API has no way to revoke a token, so it returns ``not_confirmed`` and
-  the bot only forgets the token (the /logout answer says to revoke it on the site).
+Adding a service, and spaces.pe sketched as the next one: see the README ("Services").
 """
 
 from bot.remote.errors import LoginRefused, RemoteError, ServiceUnavailable

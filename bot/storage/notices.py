@@ -65,7 +65,9 @@ class NoticeStore(StoreBase):
                 await db.execute(
                     update(SESSIONS)
                     .where(
-                        tuple_(s.chat_id, s.service, s.account_id).in_(pick),
+                        # A row subquery, run once: `IN (subquery)` would let PostgreSQL
+                        # run the locking pick again for each row it updates.
+                        tuple_(s.chat_id, s.service, s.account_id) == pick.scalar_subquery(),
                         s.notice == NoticeState.PENDING.value,
                     )
                     .values(notice=NoticeState.CLAIMED.value)

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.app import build_watch
+from bot.app import build_notifier, build_watch
 from bot.domain import AccountKey, SessionState
 from bot.handlers.login import LoginFlow
 from tests.conversation.conftest import CHAT, Harness, buttons, step_data, texts
@@ -141,13 +141,15 @@ async def test_a_sendspace_expiry_is_told_once_naming_it_and_spaces_is_untouched
 ) -> None:
     await link_spaces(h)
     await link_sendspace(h)
-    watch = build_watch(h.services)
+    notifier = build_notifier(h.services)
+    watch = build_watch(h.services, notifier)
     fake_sendspace.state.expire(user="alice")
     mark = h.tg.mark()
     for _ in range(2):
         for a in await h.store.accounts(CHAT):
             await h.store.defer([(CHAT, a.key)], a.linked_at)  # due now
         await watch.sweep()
+        await notifier.deliver_pending()  # what the outbox loop sends right after
     [ended] = [c for c in h.tg.sent_messages(CHAT, after=mark) if c.method == "sendMessage"]
     assert "sendspace" in ended.params["text"] and "alice" in ended.params["text"]
     button = ended.params["reply_markup"]["inline_keyboard"][0][0]
@@ -169,12 +171,14 @@ async def test_a_sendspace_outage_is_silent_and_spaces_goes_on(
 ) -> None:
     await link_spaces(h)
     await link_sendspace(h)
-    watch = build_watch(h.services)
+    notifier = build_notifier(h.services)
+    watch = build_watch(h.services, notifier)
     fake_sendspace.state.set_mode("http500")
     mark = h.tg.mark()
     for a in await h.store.accounts(CHAT):
         await h.store.defer([(CHAT, a.key)], a.linked_at)
     await watch.sweep()
+    await notifier.deliver_pending()
     assert h.tg.sent_messages(CHAT, after=mark) == []
     states = {a.key: a.state for a in await h.store.accounts(CHAT)}
     assert states == {SPACES: SessionState.ACTIVE, SENDSPACE: SessionState.UNCONFIRMED}

@@ -18,8 +18,8 @@ from bot.app import (
     build_fsm_storage,
     build_health_server,
     build_notifier,
+    build_remote_services,
     build_services,
-    build_spaces_client,
     build_watch,
 )
 from bot.config import Settings
@@ -78,7 +78,7 @@ async def open_ready(
         settings=settings,
         store=store,
         owners=OwnerStore(make_sessionmaker(engine)),
-        spaces=build_spaces_client(settings, transport),
+        remote_services=build_remote_services(settings, transport),
         cipher=cipher,
         bot=bot,
         i18n=build_i18n(),

@@ -71,8 +71,9 @@ async def test_several_accounts_in_one_chat_each_their_own_row(store: Store) -> 
     states = {a.key: a.state for a in await store.accounts(1)}
     assert states[key] == SessionState.ENDED
     assert states[SPACES] == states[AccountKey("spaces", "1002")] == SessionState.ACTIVE
-    [notice] = await store.claim_notices(NOW, 10)
-    assert notice.key == key and notice.display_name == "alice"
+    notice = await store.claim_notice(NOW)
+    assert notice is not None and notice.key == key and notice.display_name == "alice"
+    assert await store.claim_notice(NOW) is None
 
 
 async def test_secrets_never_stored_in_plain_text(store: Store, engine: AsyncEngine) -> None:

@@ -12,7 +12,7 @@ import pytest
 from aiogram import Bot
 from sqlalchemy import text
 
-from bot.domain import NoticeState
+from bot.domain import AccountKey, NoticeState
 from bot.locales import build_i18n
 from bot.services import notifier as notifier_module
 from bot.services.notifier import Notifier, TelegramSender
@@ -193,12 +193,12 @@ async def test_a_database_hiccup_recording_a_notice_is_retried_not_resent(
     real = kit.store.finish_notice
     hiccups = 0
 
-    async def hiccup(chat_id: int, **kwargs: object) -> None:
+    async def hiccup(chat_id: int, key: AccountKey, **kwargs: object) -> None:
         nonlocal hiccups
         if hiccups < 3:
             hiccups += 1
             raise OSError("database is locked")
-        await real(chat_id, **kwargs)  # type: ignore[arg-type]
+        await real(chat_id, key, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(kit.store, "finish_notice", hiccup)
     monkeypatch.setattr(Notifier, "_backoff", lambda self, failures: 0.01)
