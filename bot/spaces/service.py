@@ -102,7 +102,14 @@ class SpacesService(RemoteService, OffersSignInLinks, TellsOwners):
                     challenge.captcha_url, cookies=challenge.cookies
                 )
             except SpacesUnavailable as exc:
-                raise _unavailable(exc) from None
+                # Said as what it is: a picture check that cannot be shown (foreign host,
+                # private address, not an image, too big, unreachable).
+                raise ServiceUnavailable(
+                    SERVICE_ID,
+                    _TRANSIENT[exc.reason],
+                    Sentence("captcha-unavailable"),
+                    f"captcha picture: {exc.reason}",
+                ) from None
             return NextStep(
                 Step.CAPTCHA,
                 picture=picture,

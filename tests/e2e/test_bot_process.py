@@ -27,6 +27,8 @@ I18N = build_i18n()
 
 
 def t(key: str, **params: object) -> str:
+    """The sentence as the bot words it; about Spaces unless `service` says otherwise."""
+    params.setdefault("service", "Spaces")
     return I18N.text(key, "en", **params)
 
 
@@ -284,19 +286,20 @@ async def test_expiry_is_reported_within_two_intervals_and_an_outage_says_nothin
             after=mark,
             timeout=2 * interval + 1.0,
         )
-        assert notice.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "relogin"
+        relogin = notice.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+        assert relogin.startswith("relogin:")  # names the account it logs in to again
         await asyncio.sleep(2 * interval)
         assert len(tg.sent_messages(CHAT, after=mark)) == 1
 
         # The button logs in again as the known nickname: only the password is asked.
         mark = tg.mark()
-        tg.press_button("relogin", chat_id=CHAT)
+        tg.press_button(relogin, chat_id=CHAT)
         await tg.wait_for_call(
             "sendMessage", predicate=lambda c: "Alice" in (c.params.get("text") or ""), after=mark
         )
         await say(tg, "secret123", t("login-success", nickname="Alice", user_id=1001)[:20])
         reply = await say(tg, "/status", "Alice")
-        assert t("status-online") in reply.params["text"]
+        assert t("spaces-status-online") in reply.params["text"]
     finally:
         code = await bot.stop()
     assert code == 0

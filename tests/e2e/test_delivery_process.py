@@ -10,10 +10,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.spaces import Account
 from bot.storage.crypto import Cipher, generate_key
 from bot.storage.engine import create_engine, make_sessionmaker, migrate
 from bot.storage.store import Store
+from tests.conftest import spaces_session
 from tests.e2e.test_bot_process import BotProcess, bot_env, fakes  # noqa: F401  (fixture)
 from tests.fakes.spaces_server import FakeSpaces
 from tests.fakes.telegram_server import FakeTelegram
@@ -31,18 +31,8 @@ async def seed(data_dir: Path, key: str) -> None:
         await store.verify_or_create_canary()
         now = datetime.now(UTC)
         for chat_id in CHATS:
-            account = Account(
-                sid=f"{chat_id:016d}",
-                ck="ck00",
-                user_id=chat_id,
-                nickname=f"user{chat_id}",
-                is_online=True,
-                last_seen_at=None,
-                channel_id=None,
-                avatar_url=None,
-                profile_url=None,
-            )
-            await store.save_session(chat_id, chat_id, account, now, next_check_at=now)
+            session = spaces_session(f"{chat_id:016d}", f"user{chat_id}", nid=chat_id)
+            await store.save_session(chat_id, chat_id, session, now, next_check_at=now)
     finally:
         await engine.dispose()
 
@@ -89,5 +79,5 @@ async def test_sigterm_mid_burst_then_restart_tells_every_chat_exactly_once(
         assert await second.stop(signal.SIGTERM) == 0
     assert told(tg) == [1] * len(CHATS)
     with sqlite3.connect(tmp_path / "data" / "bot.sqlite3") as db:
-        states = dict(db.execute("SELECT notice, count(*) FROM spaces_sessions GROUP BY notice"))
+        states = dict(db.execute("SELECT notice, count(*) FROM remote_sessions GROUP BY notice"))
     assert states == {"sent": len(CHATS)}

@@ -58,7 +58,7 @@ async def test_failover_to_the_next_mirror_and_stats_name_it(
         good.mirror.mode = "http500"
         html_mirror.mirror.mode = "ok"
         reply = await say(tg, "/status", "Alice")
-        assert t("status-online") in reply.params["text"]
+        assert t("spaces-status-online") in reply.params["text"]
         await say(tg, "/stats", t("admin-stats-mirror", mirror=html_mirror.url))
     finally:
         assert await bot.stop() == 0
@@ -129,7 +129,7 @@ async def test_login_as_the_site_does_it(
         state.next_code("login", "01006", {"auth_errror": 7})
         await say(tg, "secret123", t("spaces-auth-error-7")[:30])
         state.replace_sessions(1001)
-        await say(tg, "/status", t("spaces-auth-error-1")[:30])
+        await say(tg, "/status", t("status-ended-replaced")[:30])
 
         # Bad input from Spaces: a sentence, nothing shown, nothing kept.
         bad_answers: list[Callable[[], None]] = [
