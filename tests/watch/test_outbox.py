@@ -398,7 +398,7 @@ async def test_a_check_that_never_answers_is_transient(
 
     kit.spaces.check = hangs  # type: ignore[method-assign]
     await asyncio.wait_for(kit.watch.sweep(), 10)
-    assert "checking the session of chat 1 is stuck" in caplog.text
+    assert "checking a spaces session of chat 1 is stuck" in caplog.text
     one = await only_session(kit.store, 1)
     two = await only_session(kit.store, 2)
     assert one is not None and one.state == "unconfirmed"

@@ -11,8 +11,10 @@ import pytest
 from bot.domain import SessionState
 from bot.locales import build_i18n
 from bot.services.notifier import Notifier
+from bot.services.registry import ServiceRegistry
 from bot.services.watch import SessionWatch, WatchConfig
 from bot.spaces import SpacesAPIError, SpacesClient
+from bot.spaces.service import SpacesService
 from tests.conftest import only_session
 from tests.watch.conftest import ADMIN, WatchKit
 
@@ -42,19 +44,24 @@ async def test_a_check_that_failed_on_every_mirror_counts_once(kit: WatchKit) ->
     )
     notifier = Notifier(kit.store, kit.sender, build_i18n(), [ADMIN])
     watch = SessionWatch(
-        kit.store, client, notifier, WatchConfig(interval=900, spaces_rate=0), rng=random.Random(1)
+        kit.store,
+        ServiceRegistry([SpacesService(client)]),
+        notifier,
+        WatchConfig(interval=900, spaces_rate=0),
+        rng=random.Random(1),
     )
+    detector = watch.detectors["spaces"]
     observed: list[bool] = []
-    observe = watch.detector.observe
+    observe = detector.observe
 
     def counting(transient: bool) -> None:
         observed.append(transient)
         observe(transient)
 
-    watch.detector.observe = counting  # type: ignore[method-assign]
+    detector.observe = counting  # type: ignore[method-assign]
     for chat in range(1, 5):
         await kit.link(chat, f"{chat}" * 4)
     await watch.sweep()
     assert len(asked) == 8  # both mirrors were tried for each session
     assert observed == [True] * 4  # but each check is one failure
-    assert not watch.detector.down  # 4 failures are below its five-sample minimum
+    assert not detector.down  # 4 failures are below its five-sample minimum
