@@ -109,3 +109,39 @@ async def test_a_wrong_key_stops_before_any_migration_postgres(
     tmp_path: Path,
 ) -> None:
     await wrong_key_before_migrations(pg_url, tmp_path / "data")
+
+
+async def test_startup_reseals_the_sessions_carried_over_from_spaces_sessions(
+    tmp_path: Path,
+) -> None:
+    """Upgrading an installation: its Spaces sessions open after the first start."""
+    from datetime import UTC, datetime
+
+    from bot.domain import AccountKey
+
+    key = generate_key()
+    url = f"sqlite+aiosqlite:///{(tmp_path / 'bot.sqlite3').as_posix()}"
+    engine = create_engine(url)
+    cipher = Cipher.from_strings([key])
+    await migrate(engine, "0005")  # the last revision with one Spaces session per chat
+    assert await Store(make_sessionmaker(engine), cipher).verify_or_create_canary() is True
+    now = datetime.now(UTC).replace(tzinfo=None)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO spaces_sessions (chat_id, telegram_user_id, spaces_user_id, nickname,"
+                " sid_enc, ck_enc, linked_at, last_confirmed_at)"
+                " VALUES (5, 5, 1001, 'Alice', :sid, :ck, :now, :now)"
+            ),
+            {
+                "sid": cipher.encrypt("6693985458435384", context="spaces_sessions:5:sid"),
+                "ck": cipher.encrypt("5384", context="spaces_sessions:5:ck"),
+                "now": now,
+            },
+        )
+    await engine.dispose()
+
+    async with AsyncExitStack() as stack:
+        store, *_ = await prepare_store(settings(tmp_path / "data", key=key, url=url), stack)
+        got = await store.get_session(5, AccountKey("spaces", "1001"))
+        assert got is not None and got.secrets == {"sid": "6693985458435384", "ck": "5384"}
