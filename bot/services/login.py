@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.domain import AccountKey, LinkedSession, StoredAccount
+from bot.domain import AccountKey, LinkedSession, SessionState, StoredAccount
 from bot.remote import (
     LoggedIn,
     LoginRefused,
@@ -252,12 +252,14 @@ class LoginService:
             old = await self._store.get_session(chat_id, key)
         except SessionUnreadable:
             log.warning("chat %s had an unreadable %s session; replacing it", chat_id, key.service)
-            return True
-        if old is None:
+            return False  # nothing could be logged out
+        if old is None or dict(old.secrets) == dict(new):
             return False
-        if dict(old.secrets) != dict(new):
-            outcome = await service.logout(old.secrets)
-            if not outcome.ended:
-                log.info("old %s session of chat %s not logged out: %s", key.service, chat_id,
-                         outcome.value)  # fmt: skip
+        if old.state is SessionState.ENDED:
+            return False  # nothing live was replaced: this is the way back after an expiry
+        outcome = await service.logout(old.secrets)
+        if not outcome.ended:
+            log.info(
+                "old %s session of chat %s not logged out: %s", key.service, chat_id, outcome.value
+            )
         return True

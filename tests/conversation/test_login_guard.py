@@ -9,7 +9,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.remote import Step
 from bot.services.guard import LoginGuard
+from bot.services.login import guard_name
 from bot.storage.engine import create_engine, make_sessionmaker
 from bot.storage.owners import OwnerStore
 from tests.conversation.conftest import CHAT, Harness, texts
@@ -59,7 +61,8 @@ async def test_two_processes_share_the_limit(h: Harness, db_url: str) -> None:
 
         async def attempt(person: int) -> bool:
             try:
-                await guard.reserve(person, "Alice")
+                # The limit counts per service and login name, however it is typed.
+                await guard.reserve(person, guard_name("spaces", {Step.LOGIN_NAME: "Alice"}))
             except Exception:
                 return False
             return True
@@ -98,7 +101,7 @@ async def test_a_login_that_cannot_be_saved_is_ended_at_spaces(
     h: Harness, engine: AsyncEngine
 ) -> None:
     async with engine.begin() as conn:  # the database fails every write to sessions
-        await conn.execute(text("ALTER TABLE spaces_sessions RENAME TO sessions_elsewhere"))
+        await conn.execute(text("ALTER TABLE remote_sessions RENAME TO sessions_elsewhere"))
     await h.say("/login")
     await h.say("alice")
     calls = await h.say("secret123")
