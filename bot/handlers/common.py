@@ -14,6 +14,7 @@ from aiogram.types import CallbackQuery, Message
 from bot.handlers.steps import (
     FLOW,
     PROMPT,
+    PROMPT_IS_PICTURE,
     Flow,
     StaleStep,
     StepButton,
@@ -41,9 +42,14 @@ async def _cancel(state: FSMContext, bot: Bot, i18n: PoI18n, chat_id: int) -> tu
     if not isinstance(prompt, int):
         return text, False
     try:
-        await bot.edit_message_text(text, chat_id=chat_id, message_id=prompt, reply_markup=None)
+        if data.get(PROMPT_IS_PICTURE):
+            await bot.edit_message_caption(
+                chat_id=chat_id, message_id=prompt, caption=text, reply_markup=None
+            )
+        else:
+            await bot.edit_message_text(text, chat_id=chat_id, message_id=prompt, reply_markup=None)
     except TelegramAPIError as exc:
-        # A picture (the captcha) or a message too old to edit: say it below instead.
+        # A message deleted or too old to edit: say it below instead.
         log.debug("prompt %s in chat %s not edited: %s", prompt, chat_id, exc)
         await drop_buttons(bot, chat_id, prompt)
         return text, False

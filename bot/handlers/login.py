@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot, F, Router
+from aiogram.enums import ChatAction
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
@@ -320,7 +321,7 @@ async def new_picture(
     login, password, cookies = pending
     await _attempt(
         message, state, bot, i18n, login_service, password_seal, login, password,
-        cookies=cookies, user_id=query.from_user.id,
+        cookies=cookies, user_id=query.from_user.id, action=ChatAction.UPLOAD_PHOTO,
     )  # fmt: skip
 
 
@@ -387,13 +388,14 @@ async def _attempt(
     *,
     cookies: LoginCookies | None = None,
     user_id: int | None = None,
+    action: ChatAction = ChatAction.TYPING,
 ) -> None:
     chat_id = message.chat.id
     if user_id is None:
         user_id = message.from_user.id if message.from_user else chat_id
     attempt = await new_attempt(state)
     failure: LoginLocked | LoginNotSaved | SpacesError | None = None
-    async with working(bot, chat_id):
+    async with working(bot, chat_id, action):
         try:
             outcome = await login_service.login(
                 chat_id=chat_id,
@@ -451,7 +453,7 @@ async def _attempt(
             caption=caption,
             reply_markup=InlineKeyboardMarkup(inline_keyboard=keyboard),
         )
-        await shown(state, bot, chat_id, sent.message_id)
+        await shown(state, bot, chat_id, sent.message_id, picture=True)
         return
 
     await finish(state, bot, chat_id)
