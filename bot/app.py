@@ -30,7 +30,8 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.memory import DisabledEventIsolation
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -118,6 +119,19 @@ def build_fsm_storage(
     )
 
 
+def build_event_isolation(fsm_storage: BaseStorage) -> BaseEventIsolation:
+    """With the conversation in Redis (several instances), one person's updates are handled
+    one at a time across all of them. Within one process they are not serialized: a /login
+    or /cancel must be able to supersede an attempt still waiting for Spaces."""
+    try:
+        from aiogram.fsm.storage.redis import RedisStorage
+    except ImportError:  # without the redis extra there is no RedisStorage either
+        return DisabledEventIsolation()
+    if isinstance(fsm_storage, RedisStorage):
+        return fsm_storage.create_isolation()
+    return DisabledEventIsolation()
+
+
 async def set_command_menu(bot: Bot, i18n: PoI18n, store: Store, admin_ids: Iterable[int]) -> None:
     """The menus per language and kind of chat; owners also see their commands, in their own
     chat only, in the language they speak there."""
@@ -190,7 +204,11 @@ def build_services(
 def build_dispatcher(services: Services, fsm_storage: BaseStorage) -> Dispatcher:
     """The Dispatcher with every router and middleware, fresh each time."""
     settings = services.settings
-    dp = Dispatcher(storage=fsm_storage, **services.workflow_data())
+    dp = Dispatcher(
+        storage=fsm_storage,
+        events_isolation=build_event_isolation(fsm_storage),
+        **services.workflow_data(),
+    )
     flood = FloodMiddleware(
         services.i18n,
         settings.flood_max_messages,
