@@ -156,9 +156,7 @@ PROBE = textwrap.dedent(
 )
 
 
-def run_python(
-    code: str, *args: str, cwd: Path, switch: str | None = None, stdin: str = ""
-) -> str:
+def run_python(code: str, *args: str, cwd: Path, switch: str | None = None, stdin: str = "") -> str:
     """Run `code` in a fresh interpreter in `cwd`, with `TELEGRAM_TYPES_DEFERRED` set to
     `switch` in its environment (absent when None); returns what it printed."""
     env = {k: v for k, v in os.environ.items() if k.upper() != SWITCH}
