@@ -50,7 +50,7 @@ from bot.handlers.middlewares import (
 )
 from bot.handlers.stray import StrayText
 from bot.health import CachedProbe, HealthServer, HealthSources, LoopSource
-from bot.locales import PoI18n, build_i18n, locale_for_language_code
+from bot.locales import PoI18n, build_i18n, chat_locale
 from bot.services.account import AccountService
 from bot.services.broadcast import BroadcastService
 from bot.services.clock import utcnow
@@ -138,10 +138,8 @@ async def set_command_menu(bot: Bot, i18n: PoI18n, store: Store, admin_ids: Iter
     await set_general_menus(bot, i18n)
     owners = frozenset(admin_ids)
     for admin_id in sorted(owners):
-        chosen, reported = await store.chat_languages(admin_id)
-        await set_chat_menu(
-            bot, i18n, admin_id, chosen or locale_for_language_code(reported), owners
-        )
+        locale = chat_locale(*await store.chat_languages(admin_id))
+        await set_chat_menu(bot, i18n, admin_id, locale, owners)
 
 
 @dataclass
