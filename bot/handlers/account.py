@@ -8,8 +8,9 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, Message
 
+from bot.handlers.chats import group_only, private_only
 from bot.handlers.steps import Flow, StepButton, ask, finish, step_button, working
-from bot.handlers.ui import login_keyboard, private_message, spaces_error_text
+from bot.handlers.ui import login_keyboard, spaces_error_text
 from bot.locales import PoI18n
 from bot.services.account import AccountService, Active, Gone, NotLinked, Unconfirmed, Unreadable
 from bot.services.clock import utcnow
@@ -102,15 +103,13 @@ async def forget(message: Message, state: FSMContext, bot: Bot, i18n: PoI18n) ->
 
 async def forget_confirmed(
     query: CallbackQuery,
+    message: Message,
     state: FSMContext,
     bot: Bot,
     i18n: PoI18n,
     account_service: AccountService,
 ) -> None:
     await query.answer()
-    message = private_message(query)
-    if message is None:
-        return
     await state.clear()
     async with working(bot, message.chat.id):
         await account_service.forget(message.chat.id, query.from_user.id)
@@ -118,10 +117,13 @@ async def forget_confirmed(
 
 
 def build_router() -> Router:
+    private = private_only(Router(name=f"{__name__}.private"))
+    private.message.register(status, Command("status"))
+    private.message.register(logout, Command("logout"))
+    private.message.register(forget, Command("forget"))
+    private.callback_query.register(forget_confirmed, StepButton.filter(F.action == FORGET))
+    group = group_only(Router(name=f"{__name__}.group"))
+    group.message.register(account_in_group, Command("status", "logout", "forget"))
     router = Router(name=__name__)
-    router.message.register(status, Command("status"), F.chat.type == "private")
-    router.message.register(logout, Command("logout"), F.chat.type == "private")
-    router.message.register(forget, Command("forget"), F.chat.type == "private")
-    router.callback_query.register(forget_confirmed, StepButton.filter(F.action == FORGET))
-    router.message.register(account_in_group, Command("status", "logout", "forget"))
+    router.include_routers(private, group)
     return router

@@ -11,6 +11,7 @@ from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
+from bot.handlers.chats import group_only, private_only
 from bot.handlers.steps import (
     FLOW,
     PROMPT,
@@ -91,8 +92,11 @@ def build_router() -> Router:
     router.callback_query.register(stale_button, F.data.in_(LEGACY_STEP_BUTTONS))
     router.message.register(cancel_command, Command("cancel"))
     router.callback_query.register(cancel_button, StepButton.filter(F.action == "cancel"))
-    router.message.register(start_private, CommandStart(deep_link=False), F.chat.type == "private")
-    router.message.register(help_private, Command("help"), F.chat.type == "private")
-    router.message.register(help_group, CommandStart(deep_link=False))
-    router.message.register(help_group, Command("help"))
+    private = private_only(Router(name=f"{__name__}.private"))
+    private.message.register(start_private, CommandStart(deep_link=False))
+    private.message.register(help_private, Command("help"))
+    group = group_only(Router(name=f"{__name__}.group"))
+    group.message.register(help_group, CommandStart(deep_link=False))
+    group.message.register(help_group, Command("help"))
+    router.include_routers(private, group)
     return router

@@ -18,6 +18,7 @@ from aiogram.types import (
     Message,
 )
 
+from bot.handlers.chats import group_only, private_only
 from bot.handlers.steps import (
     Flow,
     StepButton,
@@ -36,7 +37,6 @@ from bot.handlers.ui import (
     LOGIN,
     login_keyboard,
     oauth_rows,
-    private_message,
     spaces_error_text,
 )
 from bot.locales import PoI18n
@@ -102,19 +102,19 @@ async def login_start(
 
 async def login_start_button(
     query: CallbackQuery,
+    message: Message,
     state: FSMContext,
     bot: Bot,
     i18n: PoI18n,
     login_service: LoginService,
 ) -> None:
     await query.answer()
-    message = private_message(query)
-    if message is not None:
-        await _ask_login(message, state, bot, i18n, login_service)
+    await _ask_login(message, state, bot, i18n, login_service)
 
 
 async def relogin_button(
     query: CallbackQuery,
+    message: Message,
     state: FSMContext,
     bot: Bot,
     i18n: PoI18n,
@@ -122,9 +122,6 @@ async def relogin_button(
 ) -> None:
     """From the expiry notice: the nickname is known, so only the password is asked."""
     await query.answer()
-    message = private_message(query)
-    if message is None:
-        return
     nickname = await login_service.known_nickname(message.chat.id)
     if nickname is None:
         await _ask_login(message, state, bot, i18n, login_service)
@@ -134,13 +131,10 @@ async def relogin_button(
 
 
 async def password_again_button(
-    query: CallbackQuery, state: FSMContext, bot: Bot, i18n: PoI18n
+    query: CallbackQuery, message: Message, state: FSMContext, bot: Bot, i18n: PoI18n
 ) -> None:
     """After a wrong password: the login is kept, only the password is asked again."""
     await query.answer()
-    message = private_message(query)
-    if message is None:
-        return
     login = (await state.get_data()).get("login")
     if not isinstance(login, str):
         await _start_over(message, state, bot, i18n)
@@ -150,15 +144,14 @@ async def password_again_button(
 
 async def start_over_button(
     query: CallbackQuery,
+    message: Message,
     state: FSMContext,
     bot: Bot,
     i18n: PoI18n,
     login_service: LoginService,
 ) -> None:
     await query.answer()
-    message = private_message(query)
-    if message is not None:
-        await _ask_login(message, state, bot, i18n, login_service)
+    await _ask_login(message, state, bot, i18n, login_service)
 
 
 async def _ask_login(
@@ -303,6 +296,7 @@ async def got_captcha(
 
 async def new_picture(
     query: CallbackQuery,
+    message: Message,
     state: FSMContext,
     bot: Bot,
     i18n: PoI18n,
@@ -311,9 +305,6 @@ async def new_picture(
 ) -> None:
     """The same login sent again without a code: Spaces answers with a fresh picture."""
     await query.answer()
-    message = private_message(query)
-    if message is None:
-        return
     pending = await _pending_attempt(message.chat.id, state, password_seal)
     if pending is None:
         await _start_over(message, state, bot, i18n)
@@ -466,24 +457,25 @@ async def _attempt(
 
 
 def build_router() -> Router:
-    router = Router(name=__name__)
-    router.message.register(login_in_group, Command("login"), F.chat.type != "private")
-    router.message.register(login_start, Command("login"), F.chat.type == "private")
-    router.message.register(
-        login_start, CommandStart(deep_link=True, magic=F.args == "login"), F.chat.type == "private"
-    )
-    router.callback_query.register(login_start_button, F.data == LOGIN)
-    router.callback_query.register(relogin_button, F.data == RELOGIN)
-    router.callback_query.register(
+    group = group_only(Router(name=f"{__name__}.group"))
+    group.message.register(login_in_group, Command("login"))
+    private = private_only(Router(name=f"{__name__}.private"))
+    private.message.register(login_start, Command("login"))
+    private.message.register(login_start, CommandStart(deep_link=True, magic=F.args == "login"))
+    private.callback_query.register(login_start_button, F.data == LOGIN)
+    private.callback_query.register(relogin_button, F.data == RELOGIN)
+    private.callback_query.register(
         password_again_button, StepButton.filter(F.action == PASSWORD_AGAIN)
     )
-    router.callback_query.register(start_over_button, StepButton.filter(F.action == START_OVER))
-    router.message.register(got_login, LoginFlow.login, F.chat.type == "private", F.text)
-    router.message.register(got_password, LoginFlow.password, F.chat.type == "private", F.text)
-    router.message.register(got_captcha, LoginFlow.captcha, F.chat.type == "private", F.text)
-    router.callback_query.register(
+    private.callback_query.register(start_over_button, StepButton.filter(F.action == START_OVER))
+    private.message.register(got_login, LoginFlow.login, F.text)
+    private.message.register(got_password, LoginFlow.password, F.text)
+    private.message.register(got_captcha, LoginFlow.captcha, F.text)
+    private.callback_query.register(
         new_picture, LoginFlow.captcha, StepButton.filter(F.action == NEW_PICTURE)
     )
-    router.message.register(text_while_retry, LoginFlow.retry, F.chat.type == "private", F.text)
-    router.message.register(not_text, StateFilter(LoginFlow), F.chat.type == "private")
+    private.message.register(text_while_retry, LoginFlow.retry, F.text)
+    private.message.register(not_text, StateFilter(LoginFlow))
+    router = Router(name=__name__)
+    router.include_routers(group, private)
     return router
