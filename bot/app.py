@@ -30,7 +30,8 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.memory import DisabledEventIsolation
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -49,7 +50,7 @@ from bot.handlers.middlewares import (
 )
 from bot.handlers.stray import StrayText
 from bot.health import CachedProbe, HealthServer, HealthSources, LoopSource
-from bot.locales import PoI18n, build_i18n, locale_for_language_code
+from bot.locales import PoI18n, build_i18n, chat_locale
 from bot.remote import RemoteService
 from bot.sendspace import SendspaceClient, SendspaceService
 from bot.services.account import AccountService
@@ -122,16 +123,27 @@ def build_fsm_storage(
     )
 
 
+def build_event_isolation(fsm_storage: BaseStorage) -> BaseEventIsolation:
+    """With the conversation in Redis (several instances), one person's updates are handled
+    one at a time across all of them. Within one process they are not serialized: a /login
+    or /cancel must be able to supersede an attempt still waiting for Spaces."""
+    try:
+        from aiogram.fsm.storage.redis import RedisStorage
+    except ImportError:  # without the redis extra there is no RedisStorage either
+        return DisabledEventIsolation()
+    if isinstance(fsm_storage, RedisStorage):
+        return fsm_storage.create_isolation()
+    return DisabledEventIsolation()
+
+
 async def set_command_menu(bot: Bot, i18n: PoI18n, store: Store, admin_ids: Iterable[int]) -> None:
     """The menus per language and kind of chat; owners also see their commands, in their own
     chat only, in the language they speak there."""
     await set_general_menus(bot, i18n)
     owners = frozenset(admin_ids)
     for admin_id in sorted(owners):
-        chosen, reported = await store.chat_languages(admin_id)
-        await set_chat_menu(
-            bot, i18n, admin_id, chosen or locale_for_language_code(reported), owners
-        )
+        locale = chat_locale(*await store.chat_languages(admin_id))
+        await set_chat_menu(bot, i18n, admin_id, locale, owners)
 
 
 @dataclass
@@ -197,7 +209,11 @@ def build_services(
 def build_dispatcher(services: Services, fsm_storage: BaseStorage) -> Dispatcher:
     """The Dispatcher with every router and middleware, fresh each time."""
     settings = services.settings
-    dp = Dispatcher(storage=fsm_storage, **services.workflow_data())
+    dp = Dispatcher(
+        storage=fsm_storage,
+        events_isolation=build_event_isolation(fsm_storage),
+        **services.workflow_data(),
+    )
     flood = FloodMiddleware(
         services.i18n,
         settings.flood_max_messages,

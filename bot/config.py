@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, HttpUrl, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode
 
+from bot.import_settings import SETTINGS_SOURCES, ImportSettings
 from bot.spaces.hosts import parse_mirrors
 
 # The value the published API doc sends as `rid`; a push registration token, not a secret.
@@ -80,8 +81,10 @@ def _check_web_url(value: str, example: str) -> None:
 _SENDSPACE_URL = "https://api.sendspace.com/rest/"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
+class Settings(ImportSettings):
+    """Every setting; those needed before aiogram is imported come from `ImportSettings`."""
+
+    model_config = SETTINGS_SOURCES
 
     bot_token: SecretStr
     telegram_api_url: str | None = None

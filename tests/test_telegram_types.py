@@ -1,18 +1,25 @@
 """aiogram loaded with its types deferred (bot/_telegram_types.py) behaves like aiogram loaded
 the usual way: same parsed updates, same serialised requests, every type and method buildable.
+`TELEGRAM_TYPES_DEFERRED=false` (environment or `.env`) gives the usual way back.
 
-Each side runs in a fresh interpreter, since an import can only happen once per process.
+Each side runs in a fresh interpreter, since an import can only happen once per process, in an
+empty working directory with the switch set only as each test says (CI runs the whole suite
+once more with it off in the environment).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+SWITCH = "TELEGRAM_TYPES_DEFERRED"
 
 UPDATES: list[dict[str, Any]] = [
     {
@@ -103,8 +110,8 @@ UPDATES: list[dict[str, Any]] = [
 PROBE = textwrap.dedent(
     """
     import json, sys
-    if sys.argv[1] == "deferred":
-        import bot  # noqa: F401  (installs the deferral before aiogram is imported)
+    if sys.argv[1] != "eager":
+        import bot  # noqa: F401  (installs the deferral, when switched on, before aiogram)
     import aiogram
     from aiogram import methods, types
     from pydantic import BaseModel
@@ -149,28 +156,46 @@ PROBE = textwrap.dedent(
 )
 
 
-def probe(mode: str) -> dict[str, Any]:
+def run_python(code: str, *args: str, cwd: Path, switch: str | None = None, stdin: str = "") -> str:
+    """Run `code` in a fresh interpreter in `cwd`, with `TELEGRAM_TYPES_DEFERRED` set to
+    `switch` in its environment (absent when None); returns what it printed."""
+    env = {k: v for k, v in os.environ.items() if k.upper() != SWITCH}
+    if switch is not None:
+        env[SWITCH] = switch
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, mode],
-        input=json.dumps(UPDATES),
+        [sys.executable, "-c", code, *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        cwd=cwd,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout)
+    return done.stdout
+
+
+def probe(mode: str, cwd: Path, switch: str | None = None) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(
+        run_python(PROBE, mode, cwd=cwd, switch=switch, stdin=json.dumps(UPDATES))
+    )
     return result
 
 
 @pytest.fixture(scope="module")
-def eager() -> dict[str, Any]:
-    return probe("eager")
+def eager(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return probe("eager", tmp_path_factory.mktemp("eager"))
 
 
 @pytest.fixture(scope="module")
-def deferred() -> dict[str, Any]:
-    return probe("deferred")
+def deferred(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return probe("bot", tmp_path_factory.mktemp("deferred"))
+
+
+@pytest.fixture(scope="module")
+def switched_off(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return probe("bot", tmp_path_factory.mktemp("switched_off"), switch="false")
 
 
 def test_importing_the_bot_leaves_aiogram_types_unbuilt(
@@ -204,6 +229,60 @@ def test_every_aiogram_type_and_method_builds_from_the_deferred_state(
     assert deferred["unbuilt"] == []
 
 
+def test_switched_off_the_bot_imports_aiogram_the_usual_way(
+    eager: dict[str, Any], switched_off: dict[str, Any]
+) -> None:
+    assert switched_off["complete_after_import"] is True
+    assert switched_off["updates"] == eager["updates"]
+    assert switched_off["requests"] == eager["requests"]
+    assert switched_off["unbuilt"] == []
+
+
+# Whether importing the bot put the deferral in place (without paying for aiogram's import).
+IMPORT_STATE = textwrap.dedent(
+    """
+    import sys
+    import bot
+    from bot._telegram_types import _AiogramFinder
+    hooked = any(isinstance(f, _AiogramFinder) for f in sys.meta_path)
+    print("deferred" if hooked else "built")
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("dotenv", "switch", "expected"),
+    [
+        ("TELEGRAM_TYPES_DEFERRED=off\n", None, "built"),  # `.env` is read, like every setting
+        ("telegram_types_deferred=0\n", None, "built"),  # names case-insensitive, as Settings
+        ("TELEGRAM_TYPES_DEFERRED=off\n", "true", "deferred"),  # the environment wins
+        ("TELEGRAM_TYPES_DEFERRED=\n", None, "deferred"),  # empty = the default
+        ("TELEGRAM_TYPES_DEFERRED=maybe\n", None, "deferred"),  # bad: default, no crash here
+    ],
+)
+def test_the_switch_is_read_before_aiogram_from_the_environment_and_dotenv(
+    tmp_path: Path, dotenv: str, switch: str | None, expected: str
+) -> None:
+    (tmp_path / ".env").write_text(dotenv)
+    assert run_python(IMPORT_STATE, cwd=tmp_path, switch=switch).strip() == expected
+
+
+def test_a_bad_switch_value_is_named_in_one_line_when_the_bot_starts(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k.upper() != SWITCH}
+    env.update({SWITCH: "maybe", "BOT_TOKEN": "123456:" + "A" * 35, "DATA_DIR": str(tmp_path)})
+    done = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [f'{SWITCH} must be true or false (it is "maybe")']
+
+
 def test_deferral_is_a_no_op_once_aiogram_is_imported() -> None:
     import aiogram  # noqa: F401
 
@@ -213,7 +292,7 @@ def test_deferral_is_a_no_op_once_aiogram_is_imported() -> None:
     assert not any(isinstance(f, _AiogramFinder) for f in sys.meta_path)
 
 
-def test_types_in_use_are_built_before_the_first_update() -> None:
+def test_types_in_use_are_built_before_the_first_update(tmp_path: Path) -> None:
     code = textwrap.dedent(
         """
         import json
@@ -226,10 +305,6 @@ def test_types_in_use_are_built_before_the_first_update() -> None:
                           types.Message.__pydantic_complete__]))
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    before, update, send_message, message = json.loads(done.stdout)
+    before, update, send_message, message = json.loads(run_python(code, cwd=tmp_path))
     assert before is False and update is True and send_message is True
     assert message is False  # what is not needed up front still waits for its first use

@@ -9,8 +9,9 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.domain import StoredAccount
+from bot.handlers.chats import group_only, private_only
 from bot.handlers.steps import Flow, StepButton, ask, finish, step_button, working
-from bot.handlers.ui import login_keyboard, private_message, sentence_text
+from bot.handlers.ui import login_keyboard, sentence_text
 from bot.locales import PoI18n
 from bot.remote import Confirmed, Ended, EndReason, Transient
 from bot.services.account import AccountService, AccountStatus, LogoutResult, NotSetUp
@@ -142,6 +143,7 @@ async def logout(
 
 async def logout_chosen(
     query: CallbackQuery,
+    message: Message,
     callback_data: StepButton,
     state: FSMContext,
     bot: Bot,
@@ -150,9 +152,6 @@ async def logout_chosen(
     remote_services: ServiceRegistry,
 ) -> None:
     await query.answer()
-    message = private_message(query)
-    if message is None:
-        return
     await finish(state, bot, message.chat.id)
     tag = callback_data.action.removeprefix(LOGOUT)
     chosen = [a for a in await account_service.accounts(message.chat.id) if a.key.tag == tag]
@@ -203,15 +202,13 @@ async def forget(message: Message, state: FSMContext, bot: Bot, i18n: PoI18n) ->
 
 async def forget_confirmed(
     query: CallbackQuery,
+    message: Message,
     state: FSMContext,
     bot: Bot,
     i18n: PoI18n,
     account_service: AccountService,
 ) -> None:
     await query.answer()
-    message = private_message(query)
-    if message is None:
-        return
     await state.clear()
     async with working(bot, message.chat.id):
         await account_service.forget(message.chat.id, query.from_user.id)
@@ -219,11 +216,14 @@ async def forget_confirmed(
 
 
 def build_router() -> Router:
+    private = private_only(Router(name=f"{__name__}.private"))
+    private.message.register(status, Command("status"))
+    private.message.register(logout, Command("logout"))
+    private.message.register(forget, Command("forget"))
+    private.callback_query.register(forget_confirmed, StepButton.filter(F.action == FORGET))
+    private.callback_query.register(logout_chosen, StepButton.filter(F.action.startswith(LOGOUT)))
+    group = group_only(Router(name=f"{__name__}.group"))
+    group.message.register(account_in_group, Command("status", "logout", "forget"))
     router = Router(name=__name__)
-    router.message.register(status, Command("status"), F.chat.type == "private")
-    router.message.register(logout, Command("logout"), F.chat.type == "private")
-    router.message.register(forget, Command("forget"), F.chat.type == "private")
-    router.callback_query.register(forget_confirmed, StepButton.filter(F.action == FORGET))
-    router.callback_query.register(logout_chosen, StepButton.filter(F.action.startswith(LOGOUT)))
-    router.message.register(account_in_group, Command("status", "logout", "forget"))
+    router.include_routers(private, group)
     return router

@@ -15,6 +15,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot.config import Settings
 from bot.domain import Backlog
+from bot.handlers.chats import PRIVATE_CHAT
 from bot.handlers.steps import (
     Flow,
     StepButton,
@@ -302,7 +303,7 @@ async def broadcast_resume(
 
 def build_router() -> Router:
     router = Router(name=__name__)
-    router.message.filter(IsAdmin(), F.chat.type == "private")
+    router.message.filter(IsAdmin(), PRIVATE_CHAT)
     router.callback_query.filter(IsAdmin())
     router.message.register(stats, Command("stats"))
     router.message.register(access_command, Command("allow", "deny", "ban", "unban"))

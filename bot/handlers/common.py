@@ -11,9 +11,11 @@ from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
+from bot.handlers.chats import group_only, private_only
 from bot.handlers.steps import (
     FLOW,
     PROMPT,
+    PROMPT_IS_PICTURE,
     Flow,
     StaleStep,
     StepButton,
@@ -41,9 +43,14 @@ async def _cancel(state: FSMContext, bot: Bot, i18n: PoI18n, chat_id: int) -> tu
     if not isinstance(prompt, int):
         return text, False
     try:
-        await bot.edit_message_text(text, chat_id=chat_id, message_id=prompt, reply_markup=None)
+        if data.get(PROMPT_IS_PICTURE):
+            await bot.edit_message_caption(
+                chat_id=chat_id, message_id=prompt, caption=text, reply_markup=None
+            )
+        else:
+            await bot.edit_message_text(text, chat_id=chat_id, message_id=prompt, reply_markup=None)
     except TelegramAPIError as exc:
-        # A picture (the captcha) or a message too old to edit: say it below instead.
+        # A message deleted or too old to edit: say it below instead.
         log.debug("prompt %s in chat %s not edited: %s", prompt, chat_id, exc)
         await drop_buttons(bot, chat_id, prompt)
         return text, False
@@ -85,8 +92,11 @@ def build_router() -> Router:
     router.callback_query.register(stale_button, F.data.in_(LEGACY_STEP_BUTTONS))
     router.message.register(cancel_command, Command("cancel"))
     router.callback_query.register(cancel_button, StepButton.filter(F.action == "cancel"))
-    router.message.register(start_private, CommandStart(deep_link=False), F.chat.type == "private")
-    router.message.register(help_private, Command("help"), F.chat.type == "private")
-    router.message.register(help_group, CommandStart(deep_link=False))
-    router.message.register(help_group, Command("help"))
+    private = private_only(Router(name=f"{__name__}.private"))
+    private.message.register(start_private, CommandStart(deep_link=False))
+    private.message.register(help_private, Command("help"))
+    group = group_only(Router(name=f"{__name__}.group"))
+    group.message.register(help_group, CommandStart(deep_link=False))
+    group.message.register(help_group, Command("help"))
+    router.include_routers(private, group)
     return router

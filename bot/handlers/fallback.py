@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.fsm.context import FSMContext
-from aiogram.types import ErrorEvent, Message
+from aiogram.types import CallbackQuery, ErrorEvent, Message
 
+from bot.handlers.chats import PRIVATE_CHAT
 from bot.handlers.stray import StrayText, delete_stray, free_text
 from bot.locales import PoI18n
 
@@ -23,6 +24,12 @@ async def unknown_private(
         await delete_stray(message, bot, i18n)
         return
     await message.answer(i18n.text("unknown-input"))
+
+
+async def button_left_over(query: CallbackQuery) -> None:
+    # A button nobody takes here (one in a group, an owner's pressed by someone else): its
+    # spinner stops at once instead of running until Telegram gives up.
+    await query.answer()
 
 
 async def unexpected_error(event: ErrorEvent, i18n: PoI18n | None = None) -> bool:
@@ -44,6 +51,8 @@ async def unexpected_error(event: ErrorEvent, i18n: PoI18n | None = None) -> boo
 
 def build_router() -> Router:
     router = Router(name=__name__)
-    router.message.register(unknown_private, F.chat.type == "private")
+    router.message.filter(PRIVATE_CHAT)  # in groups, text nobody took is not for the bot
+    router.message.register(unknown_private)
+    router.callback_query.register(button_left_over)
     router.errors.register(unexpected_error, ExceptionTypeFilter(Exception))
     return router

@@ -7,6 +7,7 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.config import Settings
+from bot.handlers.chats import private_only
 from bot.handlers.menu import set_chat_menu
 from bot.locales import SUPPORTED, PoI18n
 from bot.services.clock import utcnow
@@ -31,11 +32,10 @@ async def language_command(message: Message, i18n: PoI18n) -> None:
 
 
 async def language_chosen(
-    query: CallbackQuery, bot: Bot, i18n: PoI18n, store: Store, settings: Settings
+    query: CallbackQuery, message: Message, bot: Bot, i18n: PoI18n, store: Store, settings: Settings
 ) -> None:
     locale = (query.data or "").removeprefix(PREFIX)
-    message = query.message
-    if locale not in SUPPORTED or not isinstance(message, Message):
+    if locale not in SUPPORTED:
         await query.answer()
         return
     await store.set_chat_language(message.chat.id, locale, utcnow())
@@ -46,7 +46,7 @@ async def language_chosen(
 
 
 def build_router() -> Router:
-    router = Router(name=__name__)
-    router.message.register(language_command, Command("language"), F.chat.type == "private")
+    router = private_only(Router(name=__name__))
+    router.message.register(language_command, Command("language"))
     router.callback_query.register(language_chosen, F.data.startswith(PREFIX))
     return router

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from aiogram import Bot, F, Router
+from aiogram.enums import ChatAction
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
@@ -20,6 +21,7 @@ from aiogram.types import (
     Message,
 )
 
+from bot.handlers.chats import group_only, private_only
 from bot.handlers.steps import (
     Flow,
     StepButton,
@@ -34,7 +36,7 @@ from bot.handlers.steps import (
     superseded,
     working,
 )
-from bot.handlers.ui import LOGIN, error_text, login_keyboard, private_message, sign_in_rows
+from bot.handlers.ui import LOGIN, error_text, login_keyboard, sign_in_rows
 from bot.locales import PoI18n
 from bot.remote import (
     LoginRefused,
@@ -152,15 +154,14 @@ def _find_service(login_service: LoginService, wanted: str) -> RemoteService | N
 
 async def login_start_button(
     query: CallbackQuery,
+    message: Message,
     state: FSMContext,
     bot: Bot,
     i18n: PoI18n,
     login_service: LoginService,
 ) -> None:
     await query.answer()
-    message = private_message(query)
-    if message is not None:
-        await _offer_services(message, state, bot, i18n, login_service)
+    await _offer_services(message, state, bot, i18n, login_service)
 
 
 async def _offer_services(
@@ -184,6 +185,7 @@ async def _offer_services(
 
 async def service_chosen(
     query: CallbackQuery,
+    message: Message,
     callback_data: StepButton,
     state: FSMContext,
     bot: Bot,
@@ -191,9 +193,6 @@ async def service_chosen(
     login_service: LoginService,
 ) -> None:
     await query.answer()
-    message = private_message(query)
-    if message is None:
-        return
     service = login_service.services.get(callback_data.action.removeprefix(USE_SERVICE))
     if service is None:  # a button from before the service was switched off
         await _offer_services(message, state, bot, i18n, login_service)
@@ -214,6 +213,7 @@ async def text_while_choosing(
 
 async def relogin_button(
     query: CallbackQuery,
+    message: Message,
     state: FSMContext,
     bot: Bot,
     i18n: PoI18n,
@@ -222,9 +222,6 @@ async def relogin_button(
     """From an expiry notice or /status: the account is named by the button, so only what
     its service asks besides the login name is asked."""
     await query.answer()
-    message = private_message(query)
-    if message is None:
-        return
     tag = (query.data or "").removeprefix(RELOGIN).removeprefix(":")
     if tag:
         account = await login_service.known_account(message.chat.id, tag)
@@ -244,6 +241,7 @@ async def relogin_button(
 
 async def password_again_button(
     query: CallbackQuery,
+    message: Message,
     state: FSMContext,
     bot: Bot,
     i18n: PoI18n,
@@ -251,9 +249,6 @@ async def password_again_button(
 ) -> None:
     """After a wrong password: the login is kept, only the secret step is asked again."""
     await query.answer()
-    message = private_message(query)
-    if message is None:
-        return
     data = await state.get_data()
     service = login_service.services.get(str(data.get(SERVICE)))
     if service is None or not isinstance(data.get(LOGIN_KEY), str):
@@ -265,15 +260,13 @@ async def password_again_button(
 
 async def start_over_button(
     query: CallbackQuery,
+    message: Message,
     state: FSMContext,
     bot: Bot,
     i18n: PoI18n,
     login_service: LoginService,
 ) -> None:
     await query.answer()
-    message = private_message(query)
-    if message is None:
-        return
     service = login_service.services.get(str((await state.get_data()).get(SERVICE)))
     if service is None:
         await _offer_services(message, state, bot, i18n, login_service)
@@ -496,6 +489,7 @@ async def got_captcha(
 
 async def new_picture(
     query: CallbackQuery,
+    message: Message,
     state: FSMContext,
     bot: Bot,
     i18n: PoI18n,
@@ -503,16 +497,14 @@ async def new_picture(
 ) -> None:
     """The same login sent again without a code: the service answers with a fresh picture."""
     await query.answer()
-    message = private_message(query)
-    if message is None:
-        return
     service = login_service.services.get(str((await state.get_data()).get(SERVICE)))
     if service is None:
         await _start_over(message, state, bot, i18n)
         return
     await _attempt_again(
-        message, state, bot, i18n, login_service, service, None, user_id=query.from_user.id
-    )
+        message, state, bot, i18n, login_service, service, None,
+        user_id=query.from_user.id, action=ChatAction.UPLOAD_PHOTO,
+    )  # fmt: skip
 
 
 async def _attempt_again(
@@ -525,6 +517,7 @@ async def _attempt_again(
     code: str | None,
     *,
     user_id: int | None = None,
+    action: ChatAction = ChatAction.TYPING,
 ) -> None:
     """The waiting attempt, sent again with the step's answer (or without, for a new one)."""
     data = await state.get_data()
@@ -540,8 +533,9 @@ async def _attempt_again(
     if code is not None:
         answers[Step.CAPTCHA] = code
     await _attempt(
-        message, state, bot, i18n, login_service, service, answers, attempt, user_id=user_id
-    )
+        message, state, bot, i18n, login_service, service, answers, attempt,
+        user_id=user_id, action=action,
+    )  # fmt: skip
 
 
 # -- anything else while a step waits for text --------------------------------------------
@@ -597,6 +591,7 @@ async def _attempt(
     attempt_state: Mapping[str, str] | None = None,
     *,
     user_id: int | None = None,
+    action: ChatAction = ChatAction.TYPING,
 ) -> None:
     chat_id = message.chat.id
     if user_id is None:
@@ -604,7 +599,7 @@ async def _attempt(
     name = service.info.display_name
     attempt = await new_attempt(state)
     failure: LoginLocked | LoginNotSaved | RemoteError | None = None
-    async with working(bot, chat_id):
+    async with working(bot, chat_id, action):
         try:
             outcome = await login_service.login(
                 chat_id=chat_id,
@@ -722,35 +717,35 @@ async def _next_step(
         caption=caption,
         reply_markup=InlineKeyboardMarkup(inline_keyboard=keyboard),
     )
-    await shown(state, bot, chat_id, sent.message_id)
+    await shown(state, bot, chat_id, sent.message_id, picture=True)
 
 
 def build_router() -> Router:
-    router = Router(name=__name__)
-    router.message.register(login_in_group, Command("login"), F.chat.type != "private")
-    router.message.register(login_start, Command("login"), F.chat.type == "private")
-    router.message.register(
-        login_start, CommandStart(deep_link=True, magic=F.args == "login"), F.chat.type == "private"
-    )
-    router.callback_query.register(login_start_button, F.data == LOGIN)
-    router.callback_query.register(
+    group = group_only(Router(name=f"{__name__}.group"))
+    group.message.register(login_in_group, Command("login"))
+    private = private_only(Router(name=f"{__name__}.private"))
+    private.message.register(login_start, Command("login"))
+    private.message.register(login_start, CommandStart(deep_link=True, magic=F.args == "login"))
+    private.callback_query.register(login_start_button, F.data == LOGIN)
+    private.callback_query.register(
         relogin_button, F.data.func(lambda d: d == RELOGIN or d.startswith(RELOGIN + ":"))
     )
-    router.callback_query.register(
+    private.callback_query.register(
         service_chosen, StepButton.filter(F.action.startswith(USE_SERVICE))
     )
-    router.callback_query.register(
+    private.callback_query.register(
         password_again_button, StepButton.filter(F.action == PASSWORD_AGAIN)
     )
-    router.callback_query.register(start_over_button, StepButton.filter(F.action == START_OVER))
-    private_text = (F.chat.type == "private", F.text)
-    router.message.register(text_while_choosing, LoginFlow.choose, *private_text)
+    private.callback_query.register(start_over_button, StepButton.filter(F.action == START_OVER))
+    private.message.register(text_while_choosing, LoginFlow.choose, F.text)
     for state in (LoginFlow.login, LoginFlow.password, LoginFlow.token):
-        router.message.register(got_answer, state, *private_text)
-    router.message.register(got_captcha, LoginFlow.captcha, *private_text)
-    router.callback_query.register(
+        private.message.register(got_answer, state, F.text)
+    private.message.register(got_captcha, LoginFlow.captcha, F.text)
+    private.callback_query.register(
         new_picture, LoginFlow.captcha, StepButton.filter(F.action == NEW_PICTURE)
     )
-    router.message.register(text_while_retry, LoginFlow.retry, *private_text)
-    router.message.register(not_text, StateFilter(LoginFlow), F.chat.type == "private")
+    private.message.register(text_while_retry, LoginFlow.retry, F.text)
+    private.message.register(not_text, StateFilter(LoginFlow))
+    router = Router(name=__name__)
+    router.include_routers(group, private)
     return router

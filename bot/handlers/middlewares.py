@@ -14,7 +14,7 @@ from aiogram.types import CallbackQuery, Chat, TelegramObject, Update, User
 from aiogram.utils.i18n import I18nMiddleware
 
 from bot.handlers.stray import StrayText, delete_stray, free_text
-from bot.locales import SUPPORTED, PoI18n, locale_for_language_code
+from bot.locales import PoI18n, chat_locale
 from bot.services.clock import utcnow
 from bot.storage.owners import OwnerStore
 from bot.storage.store import Store
@@ -86,7 +86,7 @@ class FloodMiddleware(BaseMiddleware):
         if self._warned.get(user.id, 0.0) <= now - self._window:
             self._warned[user.id] = now
             log.info("throttling user %s: %d updates in %.0f s", user.id, len(recent), self._window)
-            locale = locale_for_language_code(user.language_code)
+            locale = update_locale(data)
             bot = data["bot"]
             await _tell(bot, event, data, self._i18n.text("flood-slow-down", locale))
         return None
@@ -129,7 +129,7 @@ class AccessMiddleware(BaseMiddleware):
             key = "access-not-allowed"
         else:
             return await handler(event, data)
-        locale = locale_for_language_code(user.language_code)
+        locale = update_locale(data)
         if await self._stray_handled(event, data, locale):
             return None
         now = time.monotonic()
@@ -180,11 +180,17 @@ class ChatSeenMiddleware(BaseMiddleware):
 
 
 class ChatLocaleMiddleware(I18nMiddleware):
-    """The chat's chosen language, else the one its Telegram speaks (ru for ru/uk/be/kk)."""
+    """Every handler speaks the update's language (`update_locale`)."""
 
     async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
-        chosen = data.get("chat_language")
-        if isinstance(chosen, str) and chosen in SUPPORTED:
-            return chosen
-        user = _user(data)
-        return locale_for_language_code(user.language_code if user else None)
+        return update_locale(data)
+
+
+def update_locale(data: dict[str, Any]) -> str:
+    """The language to answer an update in: the chat's chosen one once ChatSeenMiddleware
+    has read it (middlewares before it see only what Telegram reports), by `chat_locale`."""
+    chosen = data.get("chat_language")
+    user = _user(data)
+    return chat_locale(
+        chosen if isinstance(chosen, str) else None, user.language_code if user else None
+    )

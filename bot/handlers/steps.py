@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from aiogram import Bot
+from aiogram.enums import ChatAction
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Filter
 from aiogram.filters.callback_data import CallbackData
@@ -34,6 +35,7 @@ CHAT_ACTION_INTERVAL = 4.0
 FLOW = "flow"
 TOKEN = "step"
 PROMPT = "prompt_id"
+PROMPT_IS_PICTURE = "prompt_is_picture"  # its words are a caption, edited as such
 ATTEMPT = "attempt"
 
 
@@ -68,10 +70,12 @@ async def new_step(state: FSMContext, flow: Flow) -> str:
     return token
 
 
-async def shown(state: FSMContext, bot: Bot, chat_id: int, message_id: int) -> None:
+async def shown(
+    state: FSMContext, bot: Bot, chat_id: int, message_id: int, *, picture: bool = False
+) -> None:
     """Remember the prompt just sent; the one it replaces loses its buttons."""
     previous = (await state.get_data()).get(PROMPT)
-    await state.update_data({PROMPT: message_id})
+    await state.update_data({PROMPT: message_id, PROMPT_IS_PICTURE: picture})
     if isinstance(previous, int) and previous != message_id:
         await drop_buttons(bot, chat_id, previous)
 
@@ -150,7 +154,9 @@ async def superseded(state: FSMContext, attempt: str) -> bool:
 
 
 @asynccontextmanager
-async def working(bot: Bot, chat_id: int, action: str = "typing") -> AsyncIterator[None]:
+async def working(
+    bot: Bot, chat_id: int, action: ChatAction = ChatAction.TYPING
+) -> AsyncIterator[None]:
     """Shows "typing…" (or another chat action) for as long as the block waits."""
     async with ChatActionSender(
         bot=bot, chat_id=chat_id, action=action, interval=CHAT_ACTION_INTERVAL

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from markupsafe import Markup
 
 from bot.locales import PoI18n
@@ -20,15 +20,6 @@ _PROVIDER_KEYS = {
     "facebook": "oauth-provider-facebook",
     "google": "oauth-provider-google",
 }
-
-
-def private_message(query: CallbackQuery) -> Message | None:
-    """The message a pressed button sits on, when it is in a private chat (buttons that act
-    on an account work there only)."""
-    message = query.message
-    if isinstance(message, Message) and message.chat.type == "private":
-        return message
-    return None
 
 
 def login_keyboard(i18n: PoI18n) -> InlineKeyboardMarkup:

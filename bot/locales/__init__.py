@@ -33,7 +33,12 @@ SUPPORTED = ("en", "ru")
 RUSSIAN_SPEAKING = frozenset({"ru", "uk", "be", "kk"})
 
 
-def locale_for_language_code(language_code: str | None) -> str:
+def chat_locale(chosen: str | None, language_code: str | None) -> str:
+    """The one rule for the language a chat is spoken to in: the one it chose (/language),
+    else the one its Telegram reports — Russian for ru/uk/be/kk and when none is reported
+    (most of Spaces' people), English for any other."""
+    if chosen in SUPPORTED:
+        return chosen
     if not language_code:
         return "ru"
     base = language_code.split("-")[0].lower()

@@ -17,7 +17,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.locales import PoI18n, locale_for_language_code
+from bot.locales import PoI18n, chat_locale
 from bot.services.clock import utcnow
 from bot.services.notifier import SendOutcome, TelegramSender
 from bot.storage.owners import BroadcastRecord, OwnerStore
@@ -218,5 +218,4 @@ class BroadcastService:
         )
 
     async def _locale(self, chat_id: int) -> str:
-        chosen, reported = await self._store.chat_languages(chat_id)
-        return chosen or locale_for_language_code(reported)
+        return chat_locale(*await self._store.chat_languages(chat_id))

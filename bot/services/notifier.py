@@ -29,7 +29,7 @@ from aiogram.exceptions import (
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.domain import AccountKey, ExpiryNotice
-from bot.locales import PoI18n, locale_for_language_code
+from bot.locales import PoI18n, chat_locale
 from bot.services.clock import utcnow
 from bot.services.pacing import RateLimiter
 from bot.services.watchdog import (
@@ -342,7 +342,7 @@ class Notifier:
         log.info("%d claimed notice(s) given back unsent", released)
 
     async def _deliver(self, notice: ExpiryNotice, stop: asyncio.Event) -> int:
-        locale = notice.language or locale_for_language_code(notice.language_code)
+        locale = chat_locale(notice.language, notice.language_code)
         service = self._service_name(notice.key.service)
         text = self._i18n.text(
             "notice-session-ended",
@@ -411,8 +411,7 @@ class Notifier:
 
     async def tell_admins(self, key: str, **params: str) -> None:
         for admin_id in self._admin_ids:
-            chosen, reported = await self.store.chat_languages(admin_id)
-            locale = chosen or locale_for_language_code(reported)
+            locale = chat_locale(*await self.store.chat_languages(admin_id))
             outcome = await self._sender.send(admin_id, self._i18n.text(key, locale, **params))
             if outcome is not SendOutcome.DELIVERED:
                 log.warning("owner %s was not told %s: %s", admin_id, key, outcome.value)

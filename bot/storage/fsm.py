@@ -7,8 +7,10 @@ write, so the table never needs a background task to stay small.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import weakref
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -65,17 +67,38 @@ class DatabaseStorage(BaseStorage):
         self._purge_every = timedelta(seconds=purge_every_seconds)
         self._clock = clock
         self._next_purge_at: datetime | None = None
+        # One writer per conversation at a time: aiogram runs a person's updates as
+        # concurrent tasks, and update_data's read-modify-write would otherwise lose a
+        # field written in between (MemoryStorage never awaits, so it never does).
+        self._locks: weakref.WeakValueDictionary[StorageKey, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def _lock(self, key: StorageKey) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
-        await self._write(key, state=value)
+        async with self._lock(key):
+            await self._write(key, state=value)
 
     async def get_state(self, key: StorageKey) -> str | None:
         record = await self._read(key)
         return None if record is None else record[0]
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
-        await self._write(key, data=json.dumps(dict(data)) if data else None)
+        async with self._lock(key):
+            await self._write(key, data=json.dumps(dict(data)) if data else None)
+
+    async def update_data(self, key: StorageKey, data: Mapping[str, Any]) -> dict[str, Any]:
+        async with self._lock(key):
+            current = await self.get_data(key)
+            current.update(data)
+            await self._write(key, data=json.dumps(current) if current else None)
+            return current.copy()
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
         record = await self._read(key)

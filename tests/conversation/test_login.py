@@ -444,3 +444,25 @@ async def test_a_captcha_picture_outside_spaces_is_not_fetched(
     assert h.t("captcha-unavailable") in " ".join(texts(calls))
     assert not [c for c in calls if c.method == "sendPhoto"]
     assert await h.state() is None and await h.fsm_data() == {}
+
+
+async def test_cancel_at_the_picture_check_edits_its_caption(h: Harness) -> None:
+    h.spaces.state.set_captcha("alice", True, "4242")
+    await walk_to_password(h)
+    calls = await h.say("secret123")
+    picture = prompt_id(calls)
+    calls = await h.say("/cancel")
+    [edit] = [c for c in calls if c.method == "editMessageCaption"]
+    assert edit.params["message_id"] == picture
+    assert edit.params["caption"] == h.t("cancel-done-login")
+    assert not [c for c in calls if c.method == "sendMessage"]
+    assert await h.state() is None
+
+
+async def test_a_new_picture_shows_upload_photo_while_it_comes(h: Harness) -> None:
+    h.spaces.state.set_captcha("alice", True, "4242")
+    await walk_to_password(h)
+    calls = await h.say("secret123")
+    calls = await h.press(step_data(calls, NEW_PICTURE))
+    actions = [c.params["action"] for c in calls if c.method == "sendChatAction"]
+    assert actions and set(actions) == {"upload_photo"}

@@ -403,3 +403,54 @@ async def test_simultaneous_wrong_passwords_reach_spaces_at_most_the_limit(
     finally:
         assert await bot.stop() == 0
     assert spaces.state.calls_summary()["counts"]["login"] == 5  # LOGIN_MAX_FAILURES
+
+
+async def test_a_person_in_russian_retries_a_wrong_password_under_the_flood_limit(
+    fakes: tuple[FakeTelegram, FakeSpaces], tmp_path: Path
+) -> None:
+    """From outside: menus per kind of chat, a wrong password kept at the login, and a
+    reply Telegram refused with 429 that still arrives."""
+    tg, spaces = fakes
+    ru = I18N.text
+
+    async def say_ru(text: str, expect: str) -> ApiCall:
+        mark = tg.mark()
+        tg.send_message(text, chat_id=CHAT, language_code="ru")
+        return await tg.wait_for_call(
+            "sendMessage",
+            predicate=lambda c: expect in (c.params.get("text") or "") and c.ok,
+            after=mark,
+            timeout=15,
+        )
+
+    bot = BotProcess(bot_env(tg, spaces, tmp_path, generate_key()))
+    await bot.start()
+    try:
+        await tg.wait_for_call("setMyCommands", timeout=20)
+        await asyncio.sleep(0.5)  # the rest of the menus
+        groups = {c["command"] for c in tg.commands({"type": "all_group_chats"}, "ru")}
+        assert groups and not groups & {"status", "logout", "forget"}
+        await say_ru("/login", ru("login-ask-login", "ru")[:30])
+        await say_ru("alice", "alice")
+        asked = await say_ru("не тот", ru("login-wrong-password", "ru", login="alice")[:30])
+        again = next(
+            b["callback_data"]
+            for row in asked.params["reply_markup"]["inline_keyboard"]
+            for b in row
+            if b["text"] == I18N.plain("button-password-again", "ru")
+        )
+        tg.fail_next(
+            "sendMessage", error_code=429, description="Too Many Requests: retry after 1",
+            retry_after=1, chat_id=CHAT,
+        )  # fmt: skip
+        mark = tg.mark()
+        tg.press_button(again, chat_id=CHAT, language_code="ru")
+        await tg.wait_for_call(
+            "sendMessage", predicate=lambda c: c.ok and "alice" in c.params["text"], after=mark
+        )
+        assert [c.ok for c in tg.calls_of("sendMessage", after=mark)] == [False, True]
+        await say_ru("secret123", "Alice")
+        assert len(spaces.state.sessions) == 1  # type: ignore[attr-defined]
+    finally:
+        code = await bot.stop()
+    assert code == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from aiogram.fsm.state import State
@@ -113,3 +114,11 @@ async def test_the_same_storage_on_postgresql(pg_url: str) -> None:  # noqa: F81
         assert await storage.purge_expired() == 0  # already deleted when read
     finally:
         await engine.dispose()
+
+
+async def test_concurrent_updates_of_one_conversation_lose_nothing(engine: AsyncEngine) -> None:
+    """aiogram runs a person's updates as concurrent tasks: each field written survives."""
+    storage = DatabaseStorage(make_sessionmaker(engine))
+    await storage.set_state(KEY, "LoginFlow:login")
+    await asyncio.gather(*(storage.update_data(KEY, {f"field{n}": n}) for n in range(12)))
+    assert await storage.get_data(KEY) == {f"field{n}": n for n in range(12)}
