@@ -137,7 +137,7 @@ async def test_a_login_hopping_between_two_dispatchers_works(
             h.dp = dps[turn % 2]  # every message lands on the other instance
             await h.say(text)
         assert await h.state() is None
-        assert await h.store.get_session(CHAT) is not None
+        assert await only_session(h.store, CHAT) is not None
     finally:
         for storage in storages:
             await storage.close()

@@ -131,7 +131,7 @@ async def test_logout_asks_which_and_ends_only_that_one(
     assert key not in fake_sendspace.state.live_sessions()
     assert await h.store.get_session(CHAT, SENDSPACE) is None
     spaces = await h.store.get_session(CHAT, SPACES)
-    assert spaces is not None and spaces.secrets["sid"] in h.spaces.state.sessions  # type: ignore[attr-defined]
+    assert spaces is not None and spaces.secrets["sid"] in h.spaces.state.sessions
     calls = await h.say("/logout")  # one left: no question
     assert texts(calls) == [h.t("logout-done", nickname="Alice")]
 
