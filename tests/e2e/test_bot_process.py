@@ -322,8 +322,26 @@ async def test_sigterm_while_starting_exits_0(
     tg, spaces = fakes
     bot = BotProcess(bot_env(tg, spaces, tmp_path, generate_key()))
     await bot.start()
-    await asyncio.sleep(1.0)  # still importing
+    assert bot.proc is not None
+    await catches_sigterm(bot.proc.pid)  # python -m bot has begun; its imports take seconds
     assert await bot.stop() == 0
+
+
+async def catches_sigterm(pid: int) -> None:
+    """Wait until the process has its own SIGTERM handler (SigCgt in /proc), i.e. until our
+    code runs: before that no program can choose what a signal does."""
+    if sys.platform != "linux":
+        await asyncio.sleep(1.0)
+        return
+    loop = asyncio.get_running_loop()
+    status = Path(f"/proc/{pid}/status")
+    deadline = loop.time() + 20.0
+    while loop.time() < deadline:
+        for line in status.read_text().splitlines():  # noqa: ASYNC240 - a /proc file
+            if line.startswith("SigCgt:") and int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1:
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the bot never installed its SIGTERM handler")
 
 
 def peak_rss_mib(pid: int) -> float:
