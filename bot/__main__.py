@@ -6,18 +6,28 @@ installation left its traces (its generated key, its marker in DATA_DIR).
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import logging
 import signal
-import sys
-
-from pydantic import ValidationError
 
 
 def _terminate(signum: int, frame: object) -> None:
     # Until the bot installs its own handlers (and after), SIGTERM stops it like Ctrl+C.
     raise KeyboardInterrupt
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)  # nothing is open yet: just stop
+
+
+# First thing, before the slow imports below: a SIGTERM while they run is a clean stop
+# (main() then turns it into Ctrl+C, which the running bot handles).
+signal.signal(signal.SIGTERM, _exit_quietly)
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+from pydantic import ValidationError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,7 +49,7 @@ async def test_failover_to_the_next_mirror_and_stats_name_it(
     bot = BotProcess(env)
     await bot.start()
     try:
-        await tg.wait_for_call("setMyCommands", timeout=20)
+        await tg.wait_for_call("setMyCommands", timeout=60)
         await say(tg, "/login", t("login-ask-login")[:30])
         await say(tg, "alice", "alice")
         await say(tg, "secret123", "Alice")  # through the third address
@@ -91,7 +91,7 @@ async def test_login_as_the_site_does_it(
     bot = BotProcess(env)
     await bot.start()
     try:
-        await tg.wait_for_call("setMyCommands", timeout=20)
+        await tg.wait_for_call("setMyCommands", timeout=60)
         # Sign-in links on gdespaces.com, Google's too, become buttons.
         mark = tg.mark()
         await say(tg, "/login", t("login-ask-login")[:30])
@@ -110,7 +110,7 @@ async def test_login_as_the_site_does_it(
         photo = await say(tg, "secret123", t("captcha-ask"), method="sendPhoto")
         mark = tg.mark()
         tg.press_button(step_data([photo], NEW_PICTURE), chat_id=CHAT)
-        await tg.wait_for_call("sendPhoto", after=mark, timeout=15)
+        await tg.wait_for_call("sendPhoto", after=mark, timeout=45)
         latest = list(state.captchas)[-1]  # the newest picture's cookie
         await say(tg, "4242", "Alice")
         logins = [c for c in state.calls if c.method == "login"]

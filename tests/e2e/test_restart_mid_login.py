@@ -18,7 +18,7 @@ async def test_a_login_survives_a_restart_of_the_process(
     bot = BotProcess(env)
     await bot.start()
     try:
-        await tg.wait_for_call("setMyCommands", timeout=30)
+        await tg.wait_for_call("setMyCommands", timeout=60)
         await say(tg, "/login", t("login-ask-login")[:30])
         await say(tg, "alice", "alice")
         assert await bot.stop() == 0
@@ -31,7 +31,7 @@ async def test_a_login_survives_a_restart_of_the_process(
             "sendMessage",
             predicate=lambda c: "Alice" in (c.params.get("text") or ""),
             after=mark,
-            timeout=30,
+            timeout=60,
         )
         deletes = [c for c in tg.calls[mark:] if c.method == "deleteMessage"]
         assert [int(c.params["message_id"]) for c in deletes] == [update["message"]["message_id"]]

@@ -65,7 +65,7 @@ async def test_webhook_mode_serves_telegram_refuses_forgeries_and_keeps_the_webh
     bot = BotProcess(env)
     await bot.start()
     try:
-        registered = await tg.wait_for_call("setWebhook", timeout=20)
+        registered = await tg.wait_for_call("setWebhook", timeout=60)
         assert registered.params["url"] == url
         secret = derive_webhook_secret(tg.token)
         assert registered.params["secret_token"] == secret == tg.webhook_secret
@@ -139,7 +139,7 @@ async def test_long_polling_deletes_a_leftover_webhook_and_keeps_its_updates(
     bot = BotProcess(bot_env(tg, spaces, tmp_path, generate_key()))
     await bot.start()
     try:
-        await tg.wait_for_call("sendMessage", predicate=lambda c: c.chat_id == CHAT, timeout=20)
+        await tg.wait_for_call("sendMessage", predicate=lambda c: c.chat_id == CHAT, timeout=60)
         deleted = tg.calls_of("deleteWebhook")
         assert len(deleted) == 1 and not deleted[0].params.get("drop_pending_updates")
         assert tg.webhook_url == ""
