@@ -429,7 +429,9 @@ async def test_a_person_in_russian_retries_a_wrong_password_under_the_flood_limi
     """From outside: menus per kind of chat, a wrong password kept at the login, and a
     reply Telegram refused with 429 that still arrives."""
     tg, spaces = fakes
-    ru = I18N.text
+
+    def ru(key: str, locale: str, **params: object) -> str:
+        return I18N.text(key, locale, **{"service": "Spaces", **params})
 
     async def say_ru(text: str, expect: str) -> ApiCall:
         mark = tg.mark()
