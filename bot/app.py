@@ -57,6 +57,7 @@ from bot.services.account import AccountService
 from bot.services.broadcast import BroadcastService
 from bot.services.clock import utcnow
 from bot.services.guard import LoginGuard
+from bot.services.instance import LEASE_SECONDS, InstanceLease, new_instance_id
 from bot.services.login import LoginService, PasswordSeal
 from bot.services.notifier import Notifier, TelegramSender
 from bot.services.owners import OwnerService
@@ -67,9 +68,15 @@ from bot.spaces import SpacesClient
 from bot.spaces.service import SpacesService
 from bot.spaces.transport import AiohttpTransport
 from bot.storage.crypto import Cipher, resolve_keys
-from bot.storage.engine import create_engine, make_sessionmaker, migrate
+from bot.storage.engine import create_engine, make_sessionmaker, migrate, startup_lock
 from bot.storage.fsm import DatabaseStorage
-from bot.storage.install import earlier_install, mark_installed, sqlite_file
+from bot.storage.install import (
+    SqliteInUse,
+    earlier_install,
+    lock_sqlite_file,
+    mark_installed,
+    sqlite_file,
+)
 from bot.storage.owners import OwnerStore
 from bot.storage.store import Store
 from bot.telegram_retry import RetryAfterMiddleware
@@ -165,6 +172,8 @@ class Services:
     started_at: float = field(default_factory=time.monotonic)
     version: str = VERSION
     updates_seen: Counter[str] = field(default_factory=Counter)
+    # This process among the others on the database: the owner of what it claims.
+    instance: str = field(default_factory=new_instance_id)
 
     def workflow_data(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -179,7 +188,9 @@ def build_services(
     cipher: Cipher,
     bot: Bot,
     i18n: PoI18n,
+    instance: str | None = None,
 ) -> Services:
+    instance = instance or new_instance_id()
     sender = TelegramSender(bot, settings.telegram_rate_per_second)
     guard = LoginGuard(
         owners,
@@ -201,8 +212,9 @@ def build_services(
         ),
         account_service=accounts,
         owner_service=OwnerService(owners, accounts),
-        broadcasts=BroadcastService(owners, store, sender, bot, i18n),
+        broadcasts=BroadcastService(owners, store, sender, bot, i18n, instance),
         password_seal=seal,
+        instance=instance,
     )
 
 
@@ -244,6 +256,7 @@ def build_notifier(services: Services) -> Notifier:
         services.sender,
         services.i18n,
         services.settings.admin_ids,
+        instance=services.instance,
         stats=services.owners.bump,
         database_step_seconds=database_step_seconds(services.settings.database_timeout_seconds),
         service_names=services.remote_services.display_name,
@@ -261,7 +274,23 @@ def build_watch(services: Services, notifier: Notifier) -> SessionWatch:
         database_step_seconds=database_step_seconds(settings.database_timeout_seconds),
     )
     return SessionWatch(
-        services.store, services.remote_services, notifier, config, stats=services.owners.bump
+        services.store,
+        services.remote_services,
+        notifier,
+        config,
+        instance=services.instance,
+        stats=services.owners.bump,
+    )
+
+
+def build_instance_lease(services: Services, notifier: Notifier) -> InstanceLease:
+    """This process's lease; while it renews it, it takes over what stopped processes left:
+    their claimed notices and the broadcasts they were sending."""
+    return InstanceLease(
+        services.store,
+        services.instance,
+        takeovers=[notifier.recover_orphans, services.broadcasts.report_interrupted],
+        database_step_seconds=database_step_seconds(services.settings.database_timeout_seconds),
     )
 
 
@@ -282,6 +311,7 @@ def build_health_server(
     notifier: Notifier,
     bot: Bot,
     fsm_storage: BaseStorage,
+    instance: InstanceLease | None = None,
 ) -> HealthServer:
     settings = services.settings
 
@@ -316,6 +346,12 @@ def build_health_server(
         loops={
             "watch": LoopSource(watch.heartbeat.age, watch_silence),
             "delivery": LoopSource(notifier.heartbeat.age, outbox_silence),
+            # Not renewed for a whole lease: the other instances take this one for dead.
+            **(
+                {"lease": LoopSource(instance.heartbeat.age, LEASE_SECONDS)}
+                if instance is not None
+                else {}
+            ),
         },
         counters=counters,
         sessions_by_state=services.owners.sessions_by_state,
@@ -375,6 +411,24 @@ def check_data_dir(settings: Settings) -> None:
             f"DATA_DIR {str(path)!r} cannot be written ({exc.strerror or exc}): "
             "make it writable for this user or point DATA_DIR elsewhere."
         ) from None
+
+
+def hold_sqlite_database(settings: Settings, stack: AsyncExitStack) -> None:
+    """SQLite serves one bot process: a second one on the same file is refused in one line
+    instead of checking every session twice."""
+    database = sqlite_file(settings.effective_database_url)
+    if database is None:
+        return
+    try:
+        lock = lock_sqlite_file(database)
+    except SqliteInUse as exc:
+        raise StartupError(
+            f"Not starting: the SQLite database {database} is in use by {exc.holder}. SQLite "
+            "serves one bot process; to run several instances use PostgreSQL and Redis "
+            "(README, 'Several instances')."
+        ) from None
+    if lock is not None:
+        stack.callback(lock.close)
 
 
 def check_health_port(settings: Settings) -> None:
@@ -491,30 +545,33 @@ async def prepare_store(
         "ENCRYPTION_KEY does not open this database: set the key it was created with "
         "(several keys may be given, comma-separated). Nothing was changed."
     )
-    try:
-        # Before any migration, so that "nothing was changed" is true.
-        known = await store.has_canary()
-    except KeyMismatch:
-        raise wrong_key from None
-    if not known and trace is not None and not new_database:
-        raise StartupError(_lost_database("the database is empty", trace))
-    await migrate(engine)
-    try:
-        created = await store.verify_or_create_canary()
-    except KeyMismatch:
-        raise wrong_key from None
-    if created:
-        log.info("new installation: key canary stored")
-    if database_file is not None or settings.data_dir.exists():
-        mark_installed(settings.data_dir)
-    # Rows carried over from spaces_sessions are re-sealed under the new context now, before
-    # the watch or a handler reads one (see storage/keys.py for why not lazily on read).
-    resealed = await store.reseal_legacy()
-    if resealed:
-        log.info("%d session(s) re-sealed for the per-account store", resealed)
-    if len(cipher.key_ids) > 1:
-        changed = await store.reencrypt_all()
-        log.info("key rotation: %d session(s) re-encrypted under the first key", changed)
+    # Instances starting at once on PostgreSQL take turns: one migrates, one creates the
+    # canary; the others then find both done.
+    async with startup_lock(engine):
+        try:
+            # Before any migration, so that "nothing was changed" is true.
+            known = await store.has_canary()
+        except KeyMismatch:
+            raise wrong_key from None
+        if not known and trace is not None and not new_database:
+            raise StartupError(_lost_database("the database is empty", trace))
+        await migrate(engine)
+        try:
+            created = await store.verify_or_create_canary()
+        except KeyMismatch:
+            raise wrong_key from None
+        if created:
+            log.info("new installation: key canary stored")
+        if database_file is not None or settings.data_dir.exists():
+            mark_installed(settings.data_dir)
+        # Rows carried over from spaces_sessions are re-sealed under the new context now, before
+        # the watch or a handler reads one (see storage/keys.py for why not lazily on read).
+        resealed = await store.reseal_legacy()
+        if resealed:
+            log.info("%d session(s) re-sealed for the per-account store", resealed)
+        if len(cipher.key_ids) > 1:
+            changed = await store.reencrypt_all()
+            log.info("key rotation: %d session(s) re-encrypted under the first key", changed)
     return store, OwnerStore(sessionmaker), cipher, sessionmaker
 
 
@@ -588,6 +645,7 @@ async def run(settings: Settings, *, new_database: bool = False) -> None:
     async with AsyncExitStack() as stack:
         # Every setting that can be checked without Telegram is checked before it.
         check_data_dir(settings)
+        hold_sqlite_database(settings, stack)
         check_health_port(settings)
         await check_redis(settings)
         webhook = open_webhook(settings)  # a busy port stops here too
@@ -621,12 +679,17 @@ async def run(settings: Settings, *, new_database: bool = False) -> None:
         dp = build_dispatcher(services, fsm_storage)
         notifier = build_notifier(services)
         watch = build_watch(services, notifier)
+        instance = build_instance_lease(services, notifier)
+        # Before anything is claimed; on SQLite this process is the only one (its lock file).
+        await instance.join(sole=sqlite_file(settings.effective_database_url) is not None)
+        log.info("instance %s", instance.id)
         background = [
+            BackgroundTask("instance-lease", instance.run),
             BackgroundTask("notice-outbox", notifier.run),
             BackgroundTask("session-watch", watch.run),
         ]
         health = (
-            build_health_server(services, watch, notifier, bot, fsm_storage)
+            build_health_server(services, watch, notifier, bot, fsm_storage, instance)
             if settings.health_port is not None
             else None
         )
@@ -640,7 +703,6 @@ async def run(settings: Settings, *, new_database: bool = False) -> None:
                 await health.start()
             for task in background:
                 task.start()
-            await services.broadcasts.report_interrupted()
             log.info("bot @%s started (id %s)", me.username, me.id)
 
         async def on_shutdown() -> None:
@@ -648,6 +710,8 @@ async def run(settings: Settings, *, new_database: bool = False) -> None:
             await asyncio.gather(
                 services.broadcasts.stop_all(), *(task.stop() for task in background)
             )
+            # Claims are given back now: the other instances need not wait for the lease.
+            await instance.leave()
             if health is not None:
                 await health.stop()
 

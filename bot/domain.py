@@ -35,6 +35,14 @@ class NoticeState(StrEnum):
     UNCERTAIN = "uncertain"  # was SENDING when a process stopped: perhaps told, never resent
 
 
+class BroadcastStatus(StrEnum):
+    RUNNING = "running"  # being sent by its owner instance
+    STOPPING = "stopping"  # an owner pressed stop; its instance ends it at the next recipient
+    CANCELLED = "cancelled"
+    DONE = "done"
+    INTERRUPTED = "interrupted"  # its instance stopped; the owners may resume it
+
+
 @dataclass(frozen=True, slots=True)
 class AccountKey:
     """Which of a chat's sessions: one row per (chat, service, account)."""
@@ -99,6 +107,15 @@ class StoredAccount:
     linked_at: datetime
     last_confirmed_at: datetime
     next_check_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Work taken by one bot process (`owner`, an instance id) until `until`: no other process
+    takes it meanwhile, and any may take it over once `until` has passed."""
+
+    owner: str
+    until: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.domain import LinkedSession
+from bot.domain import Lease, LinkedSession
 from bot.remote import RemoteSession
 from bot.storage.crypto import Cipher, generate_key
 from bot.storage.engine import create_engine, make_sessionmaker, migrate
@@ -14,6 +15,14 @@ from bot.storage.store import Store
 from tests.fakes.sendspace_server import FakeSendspace
 from tests.fakes.spaces_server import FakeSpaces
 from tests.fakes.telegram_server import FakeTelegram
+
+# The instance a test's store calls belong to (what a bot process's id is in production).
+TEST_INSTANCE = "test-host:1:00000000"
+
+
+def lease(seconds: float = 600.0, owner: str = TEST_INSTANCE) -> Lease:
+    """A claim of due sessions for `owner`, held `seconds` from now."""
+    return Lease(owner, datetime.now(UTC) + timedelta(seconds=seconds))
 
 
 @pytest.fixture

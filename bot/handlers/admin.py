@@ -283,7 +283,7 @@ async def broadcast_stop(
     query: CallbackQuery, i18n: PoI18n, broadcasts: BroadcastService, owner_service: OwnerService
 ) -> None:
     raw = (query.data or "").removeprefix(STOP_PREFIX)
-    stopped = raw.isdigit() and broadcasts.cancel(int(raw))
+    stopped = raw.isdigit() and await broadcasts.cancel(int(raw))
     if stopped:
         await owner_service.record(_admin_id(query), "broadcast-stop", f"#{raw}")
     await query.answer(i18n.plain("broadcast-stopping" if stopped else "broadcast-not-running"))

@@ -3,6 +3,10 @@
 Each recipient's chat id is stored as the cursor *before* the message goes out, so a
 broadcast cut short by a restart is reported and can be resumed without anyone getting
 it twice (the one message in flight at the moment of a crash may be lost, never doubled).
+
+A broadcast is sent by one instance (its owner). Stop may be pressed on any instance: it is
+asked for in the database and the owner ends at its next recipient. A broadcast whose
+instance stopped is reported once, by whichever instance notices first.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.domain import BroadcastStatus
 from bot.locales import PoI18n, chat_locale
 from bot.services.clock import utcnow
 from bot.services.notifier import SendOutcome, TelegramSender
@@ -62,7 +67,9 @@ class BroadcastService:
         sender: TelegramSender,
         bot: Bot,
         i18n: PoI18n,
+        instance: str,
     ) -> None:
+        self._instance = instance
         self._owners = owners
         self._store = store
         self._sender = sender
@@ -76,7 +83,7 @@ class BroadcastService:
     async def start(self, admin_id: int, admin_chat_id: int, text: str) -> int:
         total = await self._owners.count_recipients()
         broadcast_id = await self._owners.create_broadcast(
-            admin_id, admin_chat_id, text, total, utcnow()
+            admin_id, admin_chat_id, text, total, utcnow(), owner=self._instance
         )
         record = await self._owners.get_broadcast(broadcast_id)
         assert record is not None
@@ -84,22 +91,27 @@ class BroadcastService:
         return broadcast_id
 
     async def resume(self, broadcast_id: int) -> bool:
-        record = await self._owners.get_broadcast(broadcast_id)
-        if record is None or record.status != "interrupted" or broadcast_id in self._running:
+        """Send an interrupted broadcast on from here; False when it is not interrupted."""
+        if broadcast_id in self._running:
             return False
-        await self._owners.update_broadcast(broadcast_id, status="running", finished_at=None)
+        record = await self._owners.resume_broadcast(broadcast_id, self._instance)
+        if record is None:
+            return False
         self._spawn(record, _Tally.of(record))
         return True
 
-    def cancel(self, broadcast_id: int) -> bool:
+    async def cancel(self, broadcast_id: int) -> bool:
+        """Stop a running broadcast, whichever instance sends it; False when none runs."""
         running = self._running.get(broadcast_id)
-        if running is None:
-            return False
-        running[1].set()
-        return True
+        if running is not None:
+            running[1].set()  # ours: at once, without waiting for the next recipient
+        asked = await self._owners.request_broadcast_stop(broadcast_id)
+        return asked or running is not None
 
     async def report_interrupted(self) -> int:
-        """At startup: broadcasts a stopped process left running are reported to their owner."""
+        """Broadcasts whose instance stopped while sending them are reported to the owner
+        who started them, once across all instances (at startup and then from time to time:
+        see services/instance.py)."""
         records = await self._owners.take_interrupted_broadcasts(utcnow())
         for record in records:
             locale = await self._locale(record.admin_chat_id)
@@ -148,21 +160,21 @@ class BroadcastService:
         await self._owners.update_broadcast(record.id, progress_message_id=progress_id)
         cursor = record.cursor
         last_progress = time.monotonic()
-        status = "done"
-        while status == "done":
+        status: BroadcastStatus | None = BroadcastStatus.DONE
+        while status is BroadcastStatus.DONE:
             page = await self._owners.recipients(cursor, PAGE)
             if not page:
                 break
             for chat_id in page:
                 if stop.is_set():
-                    status = "cancelled"
+                    status = BroadcastStatus.CANCELLED
                     break
                 cursor = chat_id
-                await self._owners.update_broadcast(
-                    record.id,
-                    cursor=chat_id,
-                    **tally.counts(),
-                )
+                if not await self._owners.advance_broadcast(
+                    record.id, self._instance, chat_id, tally.counts()
+                ):
+                    status = await self._why_not_ours(record.id)
+                    break
                 outcome = await self._sender.send(chat_id, record.text)
                 tally.add(outcome)
                 if outcome is SendOutcome.BLOCKED:
@@ -170,14 +182,23 @@ class BroadcastService:
                 if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
                     last_progress = time.monotonic()
                     await self._progress(record, tally, locale, progress_id)
-        await self._owners.update_broadcast(
-            record.id,
-            status=status,
-            **tally.counts(),
-            finished_at=utcnow(),
+        if status is None:
+            log.warning("broadcast %s was taken over by another instance; stopped here", record.id)
+            return
+        finished = await self._owners.finish_broadcast(
+            record.id, self._instance, status, tally.counts(), utcnow()
         )
-        await self._progress(record, tally, locale, progress_id, final=status)
+        if finished:
+            await self._progress(record, tally, locale, progress_id, final=status)
         log.info("broadcast %s %s: %s", record.id, status, tally)
+
+    async def _why_not_ours(self, broadcast_id: int) -> BroadcastStatus | None:
+        """The broadcast stopped being this instance's to send: cancelled when stop was
+        pressed (on any instance), None when another instance took it over."""
+        record = await self._owners.get_broadcast(broadcast_id)
+        if record is not None and record.status is BroadcastStatus.STOPPING:
+            return BroadcastStatus.CANCELLED
+        return None
 
     async def _progress(
         self,
@@ -185,9 +206,11 @@ class BroadcastService:
         tally: _Tally,
         locale: str,
         message_id: int | None,
-        final: str | None = None,
+        final: BroadcastStatus | None = None,
     ) -> int | None:
-        key = {None: "broadcast-progress", "done": "broadcast-done"}.get(final, "broadcast-stopped")
+        key = {None: "broadcast-progress", BroadcastStatus.DONE: "broadcast-done"}.get(
+            final, "broadcast-stopped"
+        )
         text = self._tally_text(key, locale, record, tally)
         markup = None
         if final is None:

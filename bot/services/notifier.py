@@ -173,7 +173,8 @@ class _NoticeHandover:
     async def begin(self) -> bool:
         n = self._notifier
         mine = await n.db_step(
-            "recording a notice as sent off", n.store.start_sending_notice(self._chat_id, self._key)
+            "recording a notice as sent off",
+            n.store.start_sending_notice(self._chat_id, self._key, n.instance),
         )
         # In flight now (or no longer ours): not given back.
         n.claimed.discard((self._chat_id, self._key))
@@ -181,7 +182,7 @@ class _NoticeHandover:
 
     async def refused(self) -> None:
         n = self._notifier
-        taken = n.store.take_back_notice(self._chat_id, self._key)
+        taken = n.store.take_back_notice(self._chat_id, self._key, n.instance)
         if await n.db_step("taking a notice back", taken):
             n.claimed.add((self._chat_id, self._key))
 
@@ -191,7 +192,8 @@ class Notifier:
 
     The outbox is its own loop (`run`): woken when a notice becomes pending and every
     `poll_seconds`, so notices never wait for the session checks, however far behind those
-    are. `concurrency` senders each claim one notice, send it, record the answer.
+    are. `concurrency` senders each claim one notice, send it, record the answer. Claims
+    are this process's (`instance`); other processes never send them.
     """
 
     def __init__(
@@ -201,6 +203,7 @@ class Notifier:
         i18n: PoI18n,
         admin_ids: Iterable[int],
         *,
+        instance: str,
         concurrency: int = 8,
         poll_seconds: float = NOTICE_POLL_SECONDS,
         database_step_seconds: float = DATABASE_STEP_SECONDS,
@@ -208,6 +211,7 @@ class Notifier:
         service_names: Callable[[str], str] = str,
     ) -> None:
         self.store = store
+        self.instance = instance
         self._service_name = service_names
         self._sender = sender
         self._i18n = i18n
@@ -259,9 +263,7 @@ class Notifier:
         failures = 0
         while not stop.is_set():
             try:
-                resent, settled = await self.db_step(
-                    "recovering interrupted notices", self.store.recover_notices()
-                )
+                await self.recover_orphans()
                 break
             except Exception as exc:
                 failures += 1
@@ -270,13 +272,23 @@ class Notifier:
                 await pause_or_stop(stop, self._backoff(failures))
         else:
             return
+        self.heartbeat.beat()
+
+    async def recover_orphans(self) -> None:
+        """Settle the claims of processes that stopped without giving them back (their lease
+        ran out): at start, and from time to time (services/instance.py)."""
+        resent, settled = await self.db_step(
+            "recovering interrupted notices", self.store.recover_notices(utcnow())
+        )
         if resent:
-            log.info("%d expiry notice(s) claimed before a stop but not sent: sending them", resent)
+            log.info(
+                "%d expiry notice(s) claimed by a stopped process but not sent: sending", resent
+            )
+            self.wake()
         if settled:
             log.warning(
-                "%d expiry notice(s) were in flight when the bot stopped; not resent", settled
+                "%d expiry notice(s) were in flight when a process stopped; not resent", settled
             )
-        self.heartbeat.beat()
 
     async def _wait(self, stop: asyncio.Event, seconds: float) -> None:
         """Until woken, stopped or `seconds` passed."""
@@ -313,7 +325,9 @@ class Notifier:
     async def _send_until_done(self, stop: asyncio.Event) -> int:
         delivered = 0
         while not stop.is_set():
-            notice = await self.db_step("claiming a notice", self.store.claim_notice(utcnow()))
+            notice = await self.db_step(
+                "claiming a notice", self.store.claim_notice(utcnow(), self.instance)
+            )
             if notice is None:
                 break
             self.claimed.add((notice.chat_id, notice.key))
@@ -331,12 +345,16 @@ class Notifier:
                 within(
                     "giving back claimed notices",
                     GIVE_BACK_SECONDS,
-                    self.store.release_notices(claims),
+                    self.store.release_notices(claims, self.instance),
                 )
             )
         except Exception as exc:
-            # The next start gives them back (recover_notices): nothing is lost.
-            log.warning("claimed notices not given back now (%r); the next start will", exc)
+            # Settled once this process's lease runs out (recover_notices): nothing is lost.
+            log.warning(
+                "claimed notices not given back now (%r); they are once this process's "
+                "lease runs out",
+                exc,
+            )
             return
         self.claimed.difference_update(claims)
         log.info("%d claimed notice(s) given back unsent", released)
@@ -381,8 +399,9 @@ class Notifier:
     ) -> None:
         """Store what Telegram answered, retrying through a database hiccup.
 
-        Given up only when the bot stops: the notice then stays SENDING and the next start
-        settles it as uncertain, so a message that may have arrived is never sent twice.
+        Given up only when the bot stops: the notice then stays SENDING and, once this
+        process's lease has run out, it is settled as uncertain, so a message that may have
+        arrived is never sent twice.
         """
         failures = 0
         while True:
@@ -402,12 +421,14 @@ class Notifier:
     async def _store_outcome(self, chat_id: int, key: AccountKey, outcome: SendOutcome) -> None:
         if outcome is SendOutcome.BLOCKED:
             await self.store.mark_chat_blocked(chat_id, utcnow())
-            await self.store.finish_notice(chat_id, key, delivered=False)
+            await self.store.finish_notice(chat_id, key, self.instance, delivered=False)
         elif outcome is SendOutcome.FAILED:
             retry_at = utcnow() + timedelta(seconds=NOTICE_RETRY_SECONDS)
-            await self.store.finish_notice(chat_id, key, delivered=False, retry_at=retry_at)
+            await self.store.finish_notice(
+                chat_id, key, self.instance, delivered=False, retry_at=retry_at
+            )
         else:  # delivered, or rejected: another try would be refused the same way
-            await self.store.finish_notice(chat_id, key, delivered=True)
+            await self.store.finish_notice(chat_id, key, self.instance, delivered=True)
 
     async def tell_admins(self, key: str, **params: str) -> None:
         for admin_id in self._admin_ids:

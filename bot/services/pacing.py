@@ -17,6 +17,10 @@ class RateLimiter:
         self._next = 0.0
         self._lock = asyncio.Lock()
 
+    def set_rate(self, rate: float) -> None:
+        """From the next slot on (0: no limit)."""
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+
     @property
     def unlimited(self) -> bool:
         return self._interval == 0.0

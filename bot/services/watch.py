@@ -6,12 +6,18 @@ ends a session; a Transient outcome is checked again later with backoff and nobo
 When most checks of one service fail at once, that service is taken to be down: none of its
 sessions is touched and the owners are told once (and once when it is back); the other
 services' sessions go on as usual.
+
+Several instances may watch one database: each claims the sessions it checks under a lease
+(storage/sessions.py), so a session is checked by one of them per interval, and a dead
+instance's sessions are due again when its lease runs out. The politeness limit towards a
+service is shared: each instance takes its part of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -19,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
-from bot.domain import DueSession
+from bot.domain import DueSession, Lease
 from bot.remote import (
     CheckOutcome,
     Confirmed,
@@ -43,6 +49,8 @@ T = TypeVar("T")
 
 # After a failed sweep the watch waits 2, 4, 8 ... seconds, at most this long.
 MAX_RESTART_PAUSE = 60.0
+# A claim's lease covers its checks at their slowest, plus this for the database writes.
+LEASE_MARGIN_SECONDS = 30.0
 
 
 def reachability_key(service_id: str) -> str:
@@ -73,6 +81,19 @@ class WatchConfig:
         the margin covers a slow connect and the wait for a slot of the pacing."""
         pacing = 1.0 / self.spaces_rate if self.spaces_rate > 0 else 0.0
         return 3 * self.spaces_timeout + self.concurrency * pacing + 1.0
+
+    @property
+    def claim_size(self) -> int:
+        """Sessions claimed at once: few enough that the lease covering the slowest case
+        stays short, so a dead instance's claims are checked again a few minutes later."""
+        return max(1, min(self.batch_size, self.concurrency * 8))
+
+    def lease_seconds(self, rate: float) -> float:
+        """How long a claim of `claim_size` sessions is held when checks are paced at
+        `rate` per second: every check may run into its deadline."""
+        rounds = math.ceil(self.claim_size / self.concurrency)
+        pacing = self.claim_size / rate if rate > 0 else 0.0
+        return rounds * self.check_deadline + pacing + LEASE_MARGIN_SECONDS
 
     @property
     def max_sleep(self) -> float:
@@ -136,6 +157,7 @@ class SessionWatch:
         notifier: Notifier,
         config: WatchConfig,
         *,
+        instance: str,
         rng: random.Random | None = None,
         stats: Callable[[Mapping[str, int], datetime], Awaitable[None]] | None = None,
     ) -> None:
@@ -143,6 +165,8 @@ class SessionWatch:
         self._services = services
         self._notifier = notifier
         self.config = config
+        self.instance = instance
+        self._rate = config.spaces_rate  # this instance's part of it
         self._rng = rng or random.Random()
         # Each service has its own pace and its own outage: one being down slows no other.
         self._limiters = {s.info.id: RateLimiter(config.spaces_rate) for s in services}
@@ -174,11 +198,15 @@ class SessionWatch:
         """
         report = SweepReport()
         await self._restore_reachability()
+        await self._share_rate()
         now = utcnow()
-        limit = self.config.batch_size
+        limit = self.config.claim_size
         while True:
+            lease = Lease(
+                self.instance, now + timedelta(seconds=self.config.lease_seconds(self._rate))
+            )
             due, unreadable = await self._db(
-                "reading the due sessions", self._store.due_sessions(now, limit)
+                "claiming the due sessions", self._store.claim_due_sessions(now, limit, lease)
             )
             if unreadable:
                 report.skipped_unreadable += len(unreadable)
@@ -188,13 +216,19 @@ class SessionWatch:
                     )
                 until = now + timedelta(seconds=self.config.interval)
                 await self._db(
-                    "deferring unreadable sessions", self._store.defer(unreadable, until)
+                    "deferring unreadable sessions",
+                    self._store.defer(unreadable, until),
                 )
             if not due:
-                break
+                if len(unreadable) < limit:
+                    break
+                continue
             checked, later = self._probes(due, now)
             if later:
-                await self._db("postponing checks", self._store.record_checks(now, postponed=later))
+                await self._db(
+                    "postponing checks",
+                    self._store.record_checks(now, self.instance, postponed=later),
+                )
             batch = SweepReport()
             outcomes = await self._check_batch(checked)
             await self._apply(checked, outcomes, batch)
@@ -202,7 +236,7 @@ class SessionWatch:
                 self._notifier.wake()
             await self._count(batch, report)
             self.heartbeat.beat()  # progress, so a long sweep still counts as alive
-            if len(due) < limit or len(checked) < len(due):
+            if len(due) + len(unreadable) < limit or len(checked) < len(due):
                 break
             now = utcnow()
         self.heartbeat.beat()
@@ -215,6 +249,17 @@ class SessionWatch:
                 f", looks down: {', '.join(sorted(report.down))}" if report.down else "",
             )
         return await self._pause()
+
+    async def _share_rate(self) -> None:
+        """Each live instance takes an equal part of the politeness limit towards a service."""
+        if self.config.spaces_rate <= 0:
+            return
+        instances = await self._db("counting instances", self._store.live_instance_count(utcnow()))
+        rate = self.config.spaces_rate / max(1, instances)
+        if rate != self._rate:
+            self._rate = rate
+            for limiter in self._limiters.values():
+                limiter.set_rate(rate)
 
     async def _count(self, batch: SweepReport, report: SweepReport) -> None:
         report.checked += batch.checked
@@ -331,7 +376,12 @@ class SessionWatch:
         report.ended += await self._db(
             "recording checks",
             self._store.record_checks(
-                now, confirmed=confirmed, ended=ended, deferred=deferred, postponed=postponed
+                now,
+                self.instance,
+                confirmed=confirmed,
+                ended=ended,
+                deferred=deferred,
+                postponed=postponed,
             ),
         )
         for service_id in sorted(decided):
@@ -351,15 +401,16 @@ class SessionWatch:
         value = "up" if up else "down"
         if self._reachability.get(service_id) == value:
             return  # as this watcher last stored or read it: no query per batch
-        # Read again before a change: another process on this database may have told them.
+        # Stored first, and only by the one process that changes it: the owners hear of each
+        # change once, across instances and restarts.
         key = reachability_key(service_id)
-        stored = await self._db("reading reachability", self._store.get_meta(key)) or "up"
-        self._reachability[service_id] = stored
-        if stored == value:
-            return
-        # Stored first: the owners hear of each change once, even across a restart.
-        await self._db("storing reachability", self._store.set_meta(key, value))
+        changed = await self._db(
+            "storing reachability",
+            self._store.swap_meta(key, "down" if up else "up", value),
+        )
         self._reachability[service_id] = value
+        if not changed:
+            return  # it already said so (another instance told them)
         log.warning("%s looks %s", service_id, "reachable again" if up else "unreachable")
         await self._notifier.tell_admins(
             "admin-service-up" if up else "admin-service-down",

@@ -3,17 +3,29 @@ columns and telling a bad row from a sick database."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Column, Table
+from sqlalchemy import Column, Select, Table, or_, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.storage.crypto import Cipher
-from bot.storage.models import Chat, RemoteSessionRow
+from bot.storage.models import Chat, Instance, RemoteSessionRow
 
 SESSIONS = cast(Table, RemoteSessionRow.__table__)
 CHATS = cast(Table, Chat.__table__)
+INSTANCES = cast(Table, Instance.__table__)
+
+
+def live_instances(now: datetime) -> Select[tuple[str]]:
+    """The ids of the bot processes whose lease still holds at `now`."""
+    return select(INSTANCES.c.id).where(INSTANCES.c.lease_until >= now)
+
+
+def orphaned(owner: Column[Any], now: datetime) -> Any:
+    """Claimed by nobody that is alive: no owner recorded, or one whose lease ran out."""
+    return or_(owner.is_(None), owner.not_in(live_instances(now)))
 
 
 class StoreBase:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.storage.base import StoreBase
@@ -73,3 +74,14 @@ class ChatStore(StoreBase):
                 db.add(Meta(key=key, value=value))
             else:
                 row.value = value
+
+    async def swap_meta(self, key: str, expected: str, value: str) -> bool:
+        """Set `key` to `value` only if it holds `expected` (a missing row holds `expected`):
+        of several processes making the same change, exactly one gets True."""
+        insert = postgresql.insert if self._dialect.name == "postgresql" else sqlite.insert
+        async with self._sessionmaker.begin() as db:
+            await db.execute(insert(Meta).values(key=key, value=expected).on_conflict_do_nothing())
+            result = await db.execute(
+                update(Meta).where(Meta.key == key, Meta.value == expected).values(value=value)
+            )
+            return bool(getattr(result, "rowcount", 0))

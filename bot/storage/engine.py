@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +27,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # How long one statement (or the wait for a lock or a pooled connection) may take: a
 # database that stops answering must fail a step, never hang the watch.
 DEFAULT_STATEMENT_TIMEOUT = 30.0
+
+# PostgreSQL advisory locks of instances starting at once: (this class, which lock). Tried
+# in a loop, not waited for in one statement, so statement_timeout never cuts the wait short.
+_SETUP_LOCKS = 0x5B1E
+_STARTUP_LOCK = 1  # the whole setup of a starting instance (see app.prepare_store)
+_MIGRATION_LOCK = 2  # `upgrade` alone, also when run as `python -m bot migrate`
+_LOCK_RETRY_SECONDS = 0.25
 
 
 def _sqlite_pragmas(busy_timeout_ms: int, dbapi_connection: Any, _record: Any) -> None:
@@ -79,9 +94,43 @@ def _downgrade(connection: Connection, url: str, revision: str) -> None:
     command.downgrade(cfg, revision)
 
 
+async def _take_lock(conn: AsyncConnection, which: int, function: str, doing: str) -> None:
+    said = False
+    query = text(f"SELECT {function}(:cls, :which)")
+    while not await conn.scalar(query, {"cls": _SETUP_LOCKS, "which": which}):
+        if not said:
+            log.info("another instance is %s; waiting for it", doing)
+            said = True
+        await asyncio.sleep(_LOCK_RETRY_SECONDS)
+
+
+@asynccontextmanager
+async def startup_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    """On PostgreSQL, instances starting at once set the database up one after another
+    (canary, migrations, re-sealing); SQLite's one process needs no lock."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    async with engine.connect() as conn:
+        # Held by the connection (not a transaction) until unlocked or the connection ends.
+        await _take_lock(conn, _STARTUP_LOCK, "pg_try_advisory_lock", "setting the database up")
+        await conn.commit()
+        try:
+            yield
+        finally:
+            await conn.execute(
+                text("SELECT pg_advisory_unlock(:cls, :which)"),
+                {"cls": _SETUP_LOCKS, "which": _STARTUP_LOCK},
+            )
+            await conn.commit()
+
+
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
+    """Upgrade to `revision`; on PostgreSQL one process at a time (a transaction lock)."""
     url = engine.url.render_as_string(hide_password=False)
     async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            await _take_lock(conn, _MIGRATION_LOCK, "pg_try_advisory_xact_lock", "migrating")
         await conn.run_sync(_upgrade, url, revision)
 
 

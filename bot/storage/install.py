@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
+from typing import IO
 
 from sqlalchemy.engine import make_url
 
@@ -46,3 +48,46 @@ def mark_installed(data_dir: Path) -> None:
         path.write_text(_MARKER_TEXT, encoding="utf-8")
     except OSError as exc:
         log.warning("could not write %s (%s): a lost database may go unnoticed", path, exc)
+
+
+class SqliteInUse(Exception):
+    """Another bot process holds the SQLite database file."""
+
+    def __init__(self, database: Path, holder: str) -> None:
+        super().__init__(f"{database} is in use by {holder}")
+        self.database = database
+        self.holder = holder
+
+
+def lock_sqlite_file(database: Path) -> IO[str] | None:
+    """Hold `database` for this process alone: SQLite serves one bot process, and a second
+    one would check every session twice. The lock is the kernel's (flock on a file beside
+    the database), so it goes with the process however that ends.
+
+    Returns the open lock file (keep it open while running), or None where locks are not
+    available (no fcntl, or the folder cannot be written: the database open says why).
+    """
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: one process is up to the owner
+        return None
+    path = database.with_name(f"{database.name}.instance-lock")
+    try:
+        handle = path.open("a+", encoding="utf-8")
+    except OSError:
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip()
+        handle.close()
+        raise SqliteInUse(database, f"process {holder}" if holder else "another process") from None
+    except OSError:
+        handle.close()
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle

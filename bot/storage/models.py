@@ -85,11 +85,26 @@ class RemoteSessionRow(Base):
     # The expiry notice's place in the outbox: see domain.NoticeState.
     notice: Mapped[str] = mapped_column(String(16), server_default="none")
     notice_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The instance checking it now (its lease ends at next_check_at); NULL between checks.
+    checked_by: Mapped[str | None] = mapped_column(String(64))
+    # The instance that claimed the expiry notice (CLAIMED/SENDING); see bot_instances.
+    notice_owner: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_remote_sessions_next_check_at", "next_check_at"),
         Index("ix_remote_sessions_notice", "notice"),
     )
+
+
+class Instance(Base):
+    """A running bot process and how long its lease holds: work it claimed (checks, notices,
+    broadcasts) is taken over by the others only once `lease_until` has passed."""
+
+    __tablename__ = "bot_instances"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # host:pid:random
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Chat(Base):
@@ -138,8 +153,10 @@ class Broadcast(Base):
     admin_chat_id: Mapped[int] = mapped_column(BigInteger)
     progress_message_id: Mapped[int | None] = mapped_column(BigInteger)
     text: Mapped[str] = mapped_column(Text)
-    # running, cancelled, done, interrupted (by a restart)
+    # running, stopping (asked to stop), cancelled, done, interrupted (its instance stopped)
     status: Mapped[str] = mapped_column(String(16))
+    # The instance sending it while running; see bot_instances.
+    owner: Mapped[str | None] = mapped_column(String(64))
     total: Mapped[int] = mapped_column(Integer, server_default="0")
     sent: Mapped[int] = mapped_column(Integer, server_default="0")
     failed: Mapped[int] = mapped_column(Integer, server_default="0")

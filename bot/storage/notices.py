@@ -1,5 +1,7 @@
-"""The notice outbox: an ended session's expiry notice, claimed one at a time, recorded as
-sending right before the send; each row is one (chat, service, account)."""
+"""The notice outbox: an ended session's expiry notice, claimed one at a time by one
+process, recorded as sending right before the send; each row is one (chat, service,
+account). A claim names the process that holds it (`notice_owner`): only that process moves
+it on, and the others settle it only once that process's lease has run out."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.domain import AccountKey, Backlog, ExpiryNotice, NoticeState
-from bot.storage.base import CHATS, SESSIONS, StoreBase
+from bot.storage.base import CHATS, SESSIONS, StoreBase, orphaned
 
 # A session whose check was due longer ago than this is overdue: the watch is behind.
 OVERDUE_AFTER = timedelta(minutes=1)
@@ -29,11 +31,13 @@ def _row(chat_id: int, key: AccountKey) -> ColumnElement[bool]:
 
 
 class NoticeStore(StoreBase):
-    async def claim_notice(self, now: datetime) -> ExpiryNotice | None:
-        """Take the oldest notice that can be sent now (chat not blocked, retry time reached).
+    async def claim_notice(self, now: datetime, owner: str) -> ExpiryNotice | None:
+        """Take the oldest notice that can be sent now (chat not blocked, retry time reached)
+        for the process `owner`.
 
         One at a time, so a stop leaves few claims, and those are given back
-        (`release_notices`) or resent at the next start (`recover_notices`).
+        (`release_notices`) or, after a crash, settled once the owner's lease has run out
+        (`recover_notices`).
         """
         s = SESSIONS.c
         c = CHATS.c
@@ -70,7 +74,7 @@ class NoticeStore(StoreBase):
                         tuple_(s.chat_id, s.service, s.account_id) == pick.scalar_subquery(),
                         s.notice == NoticeState.PENDING.value,
                     )
-                    .values(notice=NoticeState.CLAIMED.value)
+                    .values(notice=NoticeState.CLAIMED.value, notice_owner=owner)
                     .returning(s.chat_id, s.service, s.account_id)
                 )
             ).first()
@@ -89,26 +93,26 @@ class NoticeStore(StoreBase):
             language=row.language,
         )
 
-    async def start_sending_notice(self, chat_id: int, key: AccountKey) -> bool:
+    async def start_sending_notice(self, chat_id: int, key: AccountKey, owner: str) -> bool:
         """Record that the claimed notice is being handed to Telegram now.
 
-        False when the claim is no longer ours (another process's start gave it back): then
-        it must not be sent here.
+        False when the claim is no longer `owner`'s (its lease ran out and another process
+        settled it): then it must not be sent here.
         """
-        return await self._move(chat_id, key, NoticeState.CLAIMED, NoticeState.SENDING)
+        return await self._move(chat_id, key, owner, NoticeState.CLAIMED, NoticeState.SENDING)
 
-    async def take_back_notice(self, chat_id: int, key: AccountKey) -> bool:
+    async def take_back_notice(self, chat_id: int, key: AccountKey, owner: str) -> bool:
         """Telegram asked to wait: the notice did not go out, so it is only claimed again."""
-        return await self._move(chat_id, key, NoticeState.SENDING, NoticeState.CLAIMED)
+        return await self._move(chat_id, key, owner, NoticeState.SENDING, NoticeState.CLAIMED)
 
     async def _move(
-        self, chat_id: int, key: AccountKey, before: NoticeState, after: NoticeState
+        self, chat_id: int, key: AccountKey, owner: str, before: NoticeState, after: NoticeState
     ) -> bool:
         s = SESSIONS.c
         async with self._sessionmaker.begin() as db:
             result = await db.execute(
                 update(SESSIONS)
-                .where(_row(chat_id, key), s.notice == before.value)
+                .where(_row(chat_id, key), s.notice == before.value, s.notice_owner == owner)
                 .values(notice=after.value)
             )
             return bool(getattr(result, "rowcount", 0))
@@ -117,6 +121,7 @@ class NoticeStore(StoreBase):
         self,
         chat_id: int,
         key: AccountKey,
+        owner: str,
         *,
         delivered: bool,
         retry_at: datetime | None = None,
@@ -124,18 +129,24 @@ class NoticeStore(StoreBase):
         """After a send: sent, or back to pending (optionally not before `retry_at`)."""
         s = SESSIONS.c
         values = (
-            {"notice": NoticeState.SENT.value}
+            {"notice": NoticeState.SENT.value, "notice_owner": None}
             if delivered
-            else {"notice": NoticeState.PENDING.value, "notice_due_at": retry_at}
+            else {
+                "notice": NoticeState.PENDING.value,
+                "notice_due_at": retry_at,
+                "notice_owner": None,
+            }
         )
         taken = (NoticeState.CLAIMED.value, NoticeState.SENDING.value)
         async with self._sessionmaker.begin() as db:
             await db.execute(
-                update(SESSIONS).where(_row(chat_id, key), s.notice.in_(taken)).values(**values)
+                update(SESSIONS)
+                .where(_row(chat_id, key), s.notice.in_(taken), s.notice_owner == owner)
+                .values(**values)
             )
 
-    async def release_notices(self, claims: Sequence[tuple[int, AccountKey]]) -> int:
-        """Give back claims that were never handed to Telegram (on shutdown)."""
+    async def release_notices(self, claims: Sequence[tuple[int, AccountKey]], owner: str) -> int:
+        """Give back `owner`'s claims that were never handed to Telegram (on shutdown)."""
         if not claims:
             return 0
         s = SESSIONS.c
@@ -146,28 +157,32 @@ class NoticeStore(StoreBase):
                 .where(
                     tuple_(s.chat_id, s.service, s.account_id).in_(rows),
                     s.notice == NoticeState.CLAIMED.value,
+                    s.notice_owner == owner,
                 )
-                .values(notice=NoticeState.PENDING.value)
+                .values(notice=NoticeState.PENDING.value, notice_owner=None)
             )
             return getattr(result, "rowcount", 0) or 0
 
-    async def recover_notices(self) -> tuple[int, int]:
-        """At startup, after a stop: (claims given back to be sent, sends settled as uncertain).
+    async def recover_notices(self, now: datetime) -> tuple[int, int]:
+        """Claims of processes whose lease ran out by `now` (they stopped without giving them
+        back): (claims given back to be sent, sends settled as uncertain). A live process's
+        claims are never touched.
 
         A claim never handed to Telegram is sent again; a notice that was being handed over
         may have arrived, so it is never sent again (at most once for that one message).
         """
         s = SESSIONS.c
+        dead = orphaned(s.notice_owner, now)
         async with self._sessionmaker.begin() as db:
             returned = await db.execute(
                 update(SESSIONS)
-                .where(s.notice == NoticeState.CLAIMED.value)
-                .values(notice=NoticeState.PENDING.value)
+                .where(s.notice == NoticeState.CLAIMED.value, dead)
+                .values(notice=NoticeState.PENDING.value, notice_owner=None)
             )
             settled = await db.execute(
                 update(SESSIONS)
-                .where(s.notice == NoticeState.SENDING.value)
-                .values(notice=NoticeState.UNCERTAIN.value)
+                .where(s.notice == NoticeState.SENDING.value, dead)
+                .values(notice=NoticeState.UNCERTAIN.value, notice_owner=None)
             )
             return (
                 getattr(returned, "rowcount", 0) or 0,

@@ -24,7 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.domain import SessionState
+from bot.domain import BroadcastStatus, SessionState
+from bot.storage.base import orphaned
 from bot.storage.models import (
     AuditEntry,
     Broadcast,
@@ -59,7 +60,7 @@ class BroadcastRecord:
     admin_chat_id: int
     progress_message_id: int | None
     text: str
-    status: str
+    status: BroadcastStatus
     total: int
     sent: int
     failed: int
@@ -330,14 +331,22 @@ class OwnerStore:
             return int(await db.scalar(query) or 0)
 
     async def create_broadcast(
-        self, admin_id: int, admin_chat_id: int, text: str, total: int, now: datetime
+        self,
+        admin_id: int,
+        admin_chat_id: int,
+        text: str,
+        total: int,
+        now: datetime,
+        owner: str | None = None,
     ) -> int:
+        """A running broadcast sent by the instance `owner` (None: nobody sends it yet)."""
         async with self._sessionmaker.begin() as db:
             row = Broadcast(
                 admin_id=admin_id,
                 admin_chat_id=admin_chat_id,
                 text=text,
-                status="running",
+                status=BroadcastStatus.RUNNING,
+                owner=owner,
                 total=total,
                 sent=0,
                 failed=0,
@@ -357,13 +366,84 @@ class OwnerStore:
         async with self._sessionmaker.begin() as db:
             await db.execute(update(Broadcast).where(Broadcast.id == broadcast_id).values(**values))
 
-    async def take_interrupted_broadcasts(self, now: datetime) -> list[BroadcastRecord]:
-        """Broadcasts left running by a stopped process: marked interrupted, returned."""
+    async def advance_broadcast(
+        self, broadcast_id: int, owner: str, cursor: int, counts: Mapping[str, int]
+    ) -> bool:
+        """Store the next recipient as the cursor before it is sent to; False when the
+        broadcast is no longer `owner`'s to send (stop was pressed, or it was taken over)."""
+        b = Broadcast
         async with self._sessionmaker.begin() as db:
-            rows = (await db.scalars(select(Broadcast).where(Broadcast.status == "running"))).all()
-            for row in rows:
-                row.status = "interrupted"
-                row.finished_at = now
+            result = await db.execute(
+                update(b)
+                .where(b.id == broadcast_id, b.owner == owner, b.status == BroadcastStatus.RUNNING)
+                .values(cursor=cursor, **counts)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    async def request_broadcast_stop(self, broadcast_id: int) -> bool:
+        """Ask whichever instance sends it to stop; False when it is not running."""
+        b = Broadcast
+        async with self._sessionmaker.begin() as db:
+            result = await db.execute(
+                update(b)
+                .where(b.id == broadcast_id, b.status == BroadcastStatus.RUNNING)
+                .values(status=BroadcastStatus.STOPPING)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    async def finish_broadcast(
+        self,
+        broadcast_id: int,
+        owner: str,
+        status: BroadcastStatus,
+        counts: Mapping[str, int],
+        now: datetime,
+    ) -> bool:
+        b = Broadcast
+        async with self._sessionmaker.begin() as db:
+            result = await db.execute(
+                update(b)
+                .where(
+                    b.id == broadcast_id,
+                    b.owner == owner,
+                    b.status.in_([BroadcastStatus.RUNNING, BroadcastStatus.STOPPING]),
+                )
+                .values(status=status, finished_at=now, owner=None, **counts)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    async def resume_broadcast(self, broadcast_id: int, owner: str) -> BroadcastRecord | None:
+        """Take an interrupted broadcast to send on; None when it is not interrupted (already
+        resumed from another message, or never interrupted)."""
+        b = Broadcast
+        async with self._sessionmaker.begin() as db:
+            result = await db.execute(
+                update(b)
+                .where(b.id == broadcast_id, b.status == BroadcastStatus.INTERRUPTED)
+                .values(status=BroadcastStatus.RUNNING, owner=owner, finished_at=None)
+            )
+            if not getattr(result, "rowcount", 0):
+                return None
+            row = await db.get(Broadcast, broadcast_id)
+            return None if row is None else _broadcast(row)
+
+    async def take_interrupted_broadcasts(self, now: datetime) -> list[BroadcastRecord]:
+        """Broadcasts whose instance stopped (its lease ran out by `now`) while sending them:
+        marked interrupted and returned, to exactly one caller."""
+        b = Broadcast
+        sending = [BroadcastStatus.RUNNING, BroadcastStatus.STOPPING]
+        async with self._sessionmaker.begin() as db:
+            ids = (
+                await db.scalars(
+                    update(b)
+                    .where(b.status.in_(sending), orphaned(cast(Table, b.__table__).c.owner, now))
+                    .values(status=BroadcastStatus.INTERRUPTED, finished_at=now, owner=None)
+                    .returning(b.id)
+                )
+            ).all()
+            if not ids:
+                return []
+            rows = (await db.scalars(select(b).where(b.id.in_(ids)).order_by(b.id))).all()
             return [_broadcast(r) for r in rows]
 
 
@@ -374,7 +454,7 @@ def _broadcast(row: Broadcast) -> BroadcastRecord:
         admin_chat_id=row.admin_chat_id,
         progress_message_id=row.progress_message_id,
         text=row.text,
-        status=row.status,
+        status=BroadcastStatus(row.status),
         total=row.total,
         sent=row.sent,
         failed=row.failed,

@@ -16,6 +16,7 @@ from sqlalchemy.sql.dml import Update
 from bot.domain import (
     AccountKey,
     DueSession,
+    Lease,
     LinkedSession,
     NoticeState,
     SessionState,
@@ -124,6 +125,8 @@ class SessionStore(StoreBase):
             row.notice = NoticeState.NONE
             row.notice_due_at = None
             row.next_check_at = next_check_at or now
+            row.checked_by = None
+            row.notice_owner = None
             await db.flush()
             return self._to_domain(row)
 
@@ -166,6 +169,7 @@ class SessionStore(StoreBase):
             row.state = SessionState.ENDED
             row.ended_at = now
             row.next_check_at = None
+            row.checked_by = None
             row.notice = NoticeState.PENDING if notify else NoticeState.SENT
             row.notice_due_at = None
             return True
@@ -186,13 +190,37 @@ class SessionStore(StoreBase):
             # min() keeps the column's type, so the value comes back as an aware datetime.
             return await db.scalar(select(func.min(RemoteSessionRow.next_check_at)))
 
-    async def due_sessions(
-        self, now: datetime, limit: int
+    async def claim_due_sessions(
+        self, now: datetime, limit: int, lease: Lease
     ) -> tuple[list[DueSession], list[tuple[int, AccountKey]]]:
-        """Sessions due for a check (oldest first) and the rows whose secrets do not open."""
+        """Take up to `limit` sessions due by `now` (oldest first) for `lease.owner` to check.
+
+        Each is moved to `lease.until`: no other process takes it before then, and if this
+        one dies it is simply due again then. On PostgreSQL concurrent claimers skip the rows
+        another is taking (FOR UPDATE SKIP LOCKED) instead of waiting for them; on SQLite the
+        one statement holds the write lock. Returns the sessions to check and the rows whose
+        secrets do not open.
+        """
         t = SESSIONS.c
-        query = (
-            select(
+        pick = (
+            select(t.chat_id, t.service, t.account_id)
+            .where(t.next_check_at <= now)
+            .order_by(t.next_check_at)
+            .limit(limit)
+        )
+        if self._dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        # A CTE is run once; `IN (subquery)` may let PostgreSQL run a locking pick per row.
+        picked = pick.cte("picked")
+        claim = (
+            update(SESSIONS)
+            .where(
+                t.chat_id == picked.c.chat_id,
+                t.service == picked.c.service,
+                t.account_id == picked.c.account_id,
+            )
+            .values(next_check_at=lease.until, checked_by=lease.owner)
+            .returning(
                 t.chat_id,
                 t.service,
                 t.account_id,
@@ -202,12 +230,9 @@ class SessionStore(StoreBase):
                 t.secrets_enc,
                 t.legacy_seal,
             )
-            .where(t.next_check_at <= now)
-            .order_by(t.next_check_at)
-            .limit(limit)
         )
-        async with self._sessionmaker() as db:
-            rows = (await db.execute(query)).all()
+        async with self._sessionmaker.begin() as db:
+            rows = (await db.execute(claim)).all()
         due: list[DueSession] = []
         unreadable: list[tuple[int, AccountKey]] = []
         for chat_id, service, account_id, name, state, failures, sealed, legacy in rows:
@@ -226,6 +251,7 @@ class SessionStore(StoreBase):
     async def record_checks(
         self,
         now: datetime,
+        by: str,
         *,
         confirmed: Sequence[CheckConfirmed] = (),
         ended: Sequence[DueSession] = (),
@@ -237,9 +263,11 @@ class SessionStore(StoreBase):
         `deferred` sessions failed for a transient reason (failures counted, state
         unconfirmed); `postponed` ones are only moved in time (their service looked down).
         Each write is conditional on the stored ciphertext being the one checked, so a
-        re-login during the check is never overwritten.
+        re-login during the check is never overwritten, and on the session still being
+        claimed `by` this process, so a result that came after its lease ran out (and another
+        process took the session over) is dropped.
         """
-        writes = self._check_writes(now, confirmed, ended, deferred, postponed)
+        writes = self._check_writes(now, by, confirmed, ended, deferred, postponed)
         try:
             async with self._sessionmaker.begin() as db:
                 return await _apply_writes(db, writes)
@@ -271,13 +299,16 @@ class SessionStore(StoreBase):
         return ended_count
 
     async def defer(self, keys: Sequence[tuple[int, AccountKey]], until: datetime) -> None:
-        """Push sessions that cannot be checked (e.g. unreadable rows) out of the way."""
+        """Check these sessions next at `until`, whoever holds them (e.g. unreadable rows,
+        which no check can help)."""
         if not keys:
             return
         async with self._sessionmaker.begin() as db:
             for chat_id, key in keys:
                 await db.execute(
-                    update(RemoteSessionRow).where(_where(chat_id, key)).values(next_check_at=until)
+                    update(SESSIONS)
+                    .where(_where(chat_id, key))
+                    .values(next_check_at=until, checked_by=None)
                 )
 
     # -- helpers ----------------------------------------------------------------------------
@@ -315,6 +346,7 @@ class SessionStore(StoreBase):
     def _check_writes(
         self,
         now: datetime,
+        by: str,
         confirmed: Sequence[CheckConfirmed],
         ended: Sequence[DueSession],
         deferred: Sequence[tuple[DueSession, datetime]],
@@ -328,6 +360,7 @@ class SessionStore(StoreBase):
             & (t.c.service == bindparam("b_service"))
             & (t.c.account_id == bindparam("b_account"))
             & (t.c.secrets_enc == bindparam("b_token"))
+            & (t.c.checked_by == by)
         )
         confirm = (
             update(t)
@@ -340,6 +373,7 @@ class SessionStore(StoreBase):
                 last_checked_at=now,
                 last_confirmed_at=now,
                 next_check_at=bindparam("b_next"),
+                checked_by=None,
             )
         )
         defer = (
@@ -350,9 +384,10 @@ class SessionStore(StoreBase):
                 failures=t.c.failures + 1,
                 last_checked_at=now,
                 next_check_at=bindparam("b_next"),
+                checked_by=None,
             )
         )
-        postpone = update(t).where(same).values(next_check_at=bindparam("b_next"))
+        postpone = update(t).where(same).values(next_check_at=bindparam("b_next"), checked_by=None)
         end = (
             update(t)
             .where(same, t.c.state != SessionState.ENDED.value)
@@ -361,6 +396,7 @@ class SessionStore(StoreBase):
                 ended_at=now,
                 last_checked_at=now,
                 next_check_at=None,
+                checked_by=None,
                 notice=NoticeState.PENDING.value,
                 notice_due_at=None,
             )

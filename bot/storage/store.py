@@ -5,6 +5,7 @@ and every secret is sealed.
 - ``sessions``: one row per (chat, service, account) and the watch queue
 - ``notices``: the expiry-notice outbox
 - ``chats``: chats and installation facts
+- ``instances``: the bot processes sharing the database, and their leases
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.storage.base import StoreBase, is_row_fault, storable_text
 from bot.storage.chats import ChatStore
 from bot.storage.crypto import Cipher
+from bot.storage.instances import InstanceStore
 from bot.storage.keys import CANARY_KEY, KeyMismatch, KeyStore
 from bot.storage.models import Meta
 from bot.storage.notices import OVERDUE_AFTER, NoticeStore
@@ -41,7 +43,7 @@ __all__ = [
 PROBE_KEY = "health_probe"
 
 
-class Store(KeyStore, SessionStore, NoticeStore, ChatStore, StoreBase):
+class Store(KeyStore, SessionStore, NoticeStore, ChatStore, InstanceStore, StoreBase):
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], cipher: Cipher) -> None:
         super().__init__(sessionmaker, cipher)
         bind = sessionmaker.kw["bind"]

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bot.services.broadcast import STOP_PREFIX
-from tests.conftest import only_session
+from tests.conftest import TEST_INSTANCE, lease, only_session
 from tests.conversation.conftest import ADMIN, CHAT, Harness, buttons, step_data, texts
 from tests.storage.test_store import account as stored_account
 
@@ -254,8 +254,10 @@ async def test_stats_say_how_far_behind_the_watch_is(h: Harness) -> None:
         await h.store.save_session(
             chat_id, chat_id, stored_account(f"{chat_id:016d}"), long_ago, next_check_at=long_ago
         )
-    due, _ = await h.store.due_sessions(now, 1)
-    await h.store.record_checks(long_ago, ended=due)  # one ended two hours ago, never told
+    due, _ = await h.store.claim_due_sessions(now, 1, lease())
+    await h.store.record_checks(
+        long_ago, TEST_INSTANCE, ended=due
+    )  # one ended two hours ago, never told
 
     for locale, language in (("en", "en"), ("ru", "ru")):
         await h.store.set_chat_language(ADMIN, language, now)

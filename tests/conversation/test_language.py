@@ -72,7 +72,14 @@ async def test_background_notices_use_the_chosen_language(h: Harness) -> None:
     linked = await h.store.save_session(CHAT, CHAT, spaces_session("1234567890123456"), now)
     await h.store.end_session(CHAT, linked.key, linked.secrets, now, notify=True)
     names = h.services.remote_services.display_name
-    notifier = Notifier(h.store, TelegramSender(h.bot, 25), h.i18n, [], service_names=names)
+    notifier = Notifier(
+        h.store,
+        TelegramSender(h.bot, 25),
+        h.i18n,
+        [],
+        instance=h.services.instance,
+        service_names=names,
+    )
     mark = h.tg.mark()
     assert await notifier.deliver_pending() == 1
     sent = h.tg.sent_messages(CHAT, after=mark)

@@ -14,6 +14,7 @@ from bot.domain import SessionState
 from bot.storage.crypto import Cipher
 from bot.storage.engine import create_engine, make_sessionmaker, migrate
 from bot.storage.store import CheckConfirmed, Store
+from tests.conftest import TEST_INSTANCE, lease
 from tests.external import pg_url  # noqa: F401 - fixture
 from tests.storage.test_store import SPACES, account
 
@@ -50,10 +51,12 @@ async def test_odd_nicknames_are_stored_fitted_at_login_and_after_a_check(
     assert (await nicknames(db))[2][0] == "ab?"
 
     await store.save_session(3, 3, account(sid="3" * 16), NOW, next_check_at=NOW)
-    due, _ = await store.due_sessions(NOW, 10)
+    due, _ = await store.claim_due_sessions(NOW, 10, lease())
     later = NOW + timedelta(minutes=15)
     await store.record_checks(
-        NOW, confirmed=[CheckConfirmed(d, "Z" * 65 + "\x00", None, later) for d in due]
+        NOW,
+        TEST_INSTANCE,
+        confirmed=[CheckConfirmed(d, "Z" * 65 + "\x00", None, later) for d in due],
     )
     checked = {"sid": "2" * 16, "ck": "5384"}
     await store.confirm_session(2, SPACES, checked, NOW, display_name="Y" * 100)
@@ -68,7 +71,7 @@ async def test_a_row_that_cannot_be_written_is_skipped_and_its_batch_goes_on(
     store = Store(make_sessionmaker(db), cipher)
     for chat in range(1, 6):
         await store.save_session(chat, chat, account(sid=f"{chat:016d}"), NOW, next_check_at=NOW)
-    due, _ = await store.due_sessions(NOW, 10)
+    due, _ = await store.claim_due_sessions(NOW, 10, lease())
     by_chat = {d.chat_id: d for d in due}
     later = NOW + timedelta(minutes=15)
     broken = later.replace(tzinfo=None)  # a value no column takes: stands for any bad row
@@ -76,6 +79,7 @@ async def test_a_row_that_cannot_be_written_is_skipped_and_its_batch_goes_on(
 
     ended = await store.record_checks(
         NOW,
+        TEST_INSTANCE,
         confirmed=[
             CheckConfirmed(by_chat[1], "One", None, later),
             CheckConfirmed(by_chat[2], "Two", None, broken),
@@ -90,7 +94,7 @@ async def test_a_row_that_cannot_be_written_is_skipped_and_its_batch_goes_on(
     assert stored[2] == ("Alice", SessionState.ACTIVE.value)  # skipped: still due, unchanged
     assert stored[3][1] == stored[4][1] == SessionState.ENDED.value
     assert stored[5][1] == SessionState.UNCONFIRMED.value
-    claimed = [await store.claim_notice(NOW) for _ in range(3)]
+    claimed = [await store.claim_notice(NOW, TEST_INSTANCE) for _ in range(3)]
     assert [n.chat_id for n in claimed if n is not None] == [3, 4]
     skipped = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(skipped) == 1 and skipped[0].args and skipped[0].args[1] == 2

@@ -18,6 +18,7 @@ from bot.storage.engine import (
 )
 from bot.storage.models import Base
 from bot.storage.store import SessionUnreadable, Store
+from tests.conftest import lease
 from tests.external import pg_url  # noqa: F401 - fixture
 
 
@@ -98,7 +99,9 @@ async def test_todays_rows_are_carried_over_resealed_and_back(any_url: str, ciph
         # Not readable until re-sealed: the old binding is never trusted on a read.
         with pytest.raises(SessionUnreadable):
             await store.get_session(1, key)
-        due, unreadable = await store.due_sessions(datetime.now(UTC) + timedelta(days=1), 10)
+        due, unreadable = await store.claim_due_sessions(
+            datetime.now(UTC) + timedelta(days=1), 10, lease()
+        )
         assert due == [] and sorted(unreadable) == [(1, key), (2, key)]
 
         assert await store.reseal_legacy() == 2

@@ -13,6 +13,7 @@ from bot.storage.engine import create_engine, downgrade, make_sessionmaker, migr
 from bot.storage.models import Base
 from bot.storage.owners import OwnerStore
 from bot.storage.store import Store
+from tests.conftest import TEST_INSTANCE, lease
 from tests.external import pg_url  # noqa: F401 - fixture
 from tests.storage.test_store import SPACES, account
 
@@ -36,12 +37,14 @@ async def test_migrations_up_down_up_and_the_store(pg_url: str, cipher: Cipher) 
         got = await store.get_session(1, SPACES)
         assert got is not None and got.secrets["sid"] == "6693985458435384" and got.linked_at == NOW
 
-        due, unreadable = await store.due_sessions(NOW + timedelta(seconds=1), 10)
+        due, unreadable = await store.claim_due_sessions(NOW + timedelta(seconds=1), 10, lease())
         assert [d.chat_id for d in due] == [1] and unreadable == []
-        await store.record_checks(NOW, ended=due)
-        notices = [n for _ in range(10) if (n := await store.claim_notice(NOW)) is not None]
+        await store.record_checks(NOW, TEST_INSTANCE, ended=due)
+        notices = [
+            n for _ in range(10) if (n := await store.claim_notice(NOW, TEST_INSTANCE)) is not None
+        ]
         assert [n.chat_id for n in notices] == [1]
-        assert await store.claim_notice(NOW) is None
+        assert await store.claim_notice(NOW, TEST_INSTANCE) is None
 
         assert await store.touch_chat(1, 1, "ru", NOW) is None
         await store.set_chat_language(1, "en", NOW)
@@ -65,19 +68,19 @@ async def test_two_processes_never_claim_the_same_notice(pg_url: str, cipher: Ci
         a, b = Store(make_sessionmaker(first), cipher), Store(make_sessionmaker(second), cipher)
         for chat in range(1, 41):
             await a.save_session(chat, chat, account(sid=f"{chat:016d}"), NOW, next_check_at=NOW)
-        due, _ = await a.due_sessions(NOW, 100)
-        await a.record_checks(NOW, ended=due)
+        due, _ = await a.claim_due_sessions(NOW, 100, lease())
+        await a.record_checks(NOW, TEST_INSTANCE, ended=due)
 
         async def drain(store: Store) -> list[int]:
             got: list[int] = []
-            while notice := await store.claim_notice(NOW):
+            while notice := await store.claim_notice(NOW, TEST_INSTANCE):
                 got.append(notice.chat_id)
             return got
 
         got_a, got_b = await asyncio.gather(drain(a), drain(b))
         assert sorted(got_a + got_b) == list(range(1, 41))  # each exactly once
         # A stop before any was sent: the next start gives every claim back, and they wait.
-        assert await a.recover_notices() == (40, 0)
+        assert await a.recover_notices(NOW) == (40, 0)
         backlog = await b.backlog(NOW + timedelta(hours=1))
         assert backlog.pending_notices == 40 and backlog.oldest_pending_since == NOW
         assert backlog.overdue_sessions == 0

@@ -11,6 +11,7 @@ from bot.remote import RemoteSession
 from bot.storage.crypto import Cipher, generate_key
 from bot.storage.engine import make_sessionmaker
 from bot.storage.store import KeyMismatch, SessionUnreadable, Store
+from tests.conftest import TEST_INSTANCE, lease
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SPACES = AccountKey("spaces", "1001")
@@ -71,9 +72,9 @@ async def test_several_accounts_in_one_chat_each_their_own_row(store: Store) -> 
     states = {a.key: a.state for a in await store.accounts(1)}
     assert states[key] == SessionState.ENDED
     assert states[SPACES] == states[AccountKey("spaces", "1002")] == SessionState.ACTIVE
-    notice = await store.claim_notice(NOW)
+    notice = await store.claim_notice(NOW, TEST_INSTANCE)
     assert notice is not None and notice.key == key and notice.display_name == "alice"
-    assert await store.claim_notice(NOW) is None
+    assert await store.claim_notice(NOW, TEST_INSTANCE) is None
 
 
 async def test_secrets_never_stored_in_plain_text(store: Store, engine: AsyncEngine) -> None:
@@ -165,8 +166,8 @@ async def test_the_backlog_counts_overdue_checks_and_waiting_notices(store: Stor
     assert backlog.overdue_sessions == 2
     assert backlog.oldest_overdue_since == now - timedelta(hours=1)
     assert backlog.pending_notices == 0 and backlog.oldest_pending_since is None
-    due, _ = await store.due_sessions(now, 1)
-    await store.record_checks(now - timedelta(minutes=3), ended=due)
+    due, _ = await store.claim_due_sessions(now, 1, lease())
+    await store.record_checks(now - timedelta(minutes=3), TEST_INSTANCE, ended=due)
     backlog = await store.backlog(now)
     assert backlog.overdue_sessions == 1
     assert backlog.pending_notices == 1

@@ -17,7 +17,7 @@ from bot.services.watch import SessionWatch, WatchConfig
 from bot.spaces import Account, SpacesError
 from bot.spaces.service import SpacesService
 from bot.storage.store import Store
-from tests.conftest import spaces_session
+from tests.conftest import TEST_INSTANCE, spaces_session
 from tests.fakes.telegram_server import FakeTelegram
 
 ADMIN = 900
@@ -115,11 +115,14 @@ def make_kit(store: Store, tg: FakeTelegram, bot: Bot):  # type: ignore[no-untyp
             sender,
             build_i18n(),
             [ADMIN],
+            instance=TEST_INSTANCE,
             poll_seconds=poll_seconds,
             service_names=registry.display_name,
         )
         config = config or WatchConfig(interval=interval, concurrency=4, spaces_rate=0)
-        watch = SessionWatch(store, registry, notifier, config, rng=random.Random(7))
+        watch = SessionWatch(
+            store, registry, notifier, config, instance=TEST_INSTANCE, rng=random.Random(7)
+        )
         return WatchKit(
             watch=watch, spaces=spaces, tg=tg, store=store, sender=sender, notifier=notifier
         )

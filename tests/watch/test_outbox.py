@@ -12,14 +12,14 @@ import pytest
 from aiogram import Bot
 from sqlalchemy import text
 
-from bot.domain import AccountKey, NoticeState
+from bot.domain import AccountKey, Lease, NoticeState
 from bot.locales import build_i18n
 from bot.services import notifier as notifier_module
 from bot.services.notifier import Notifier, TelegramSender
 from bot.services.watch import WatchConfig
 from bot.spaces import Account, SpacesAPIError
 from bot.storage.store import Store
-from tests.conftest import only_session, spaces_session
+from tests.conftest import TEST_INSTANCE, only_session, spaces_session
 from tests.watch.conftest import MakeKit, WatchKit, account
 
 I18N = build_i18n()
@@ -193,12 +193,12 @@ async def test_a_database_hiccup_recording_a_notice_is_retried_not_resent(
     real = kit.store.finish_notice
     hiccups = 0
 
-    async def hiccup(chat_id: int, key: AccountKey, **kwargs: object) -> None:
+    async def hiccup(chat_id: int, key: AccountKey, owner: str, **kwargs: object) -> None:
         nonlocal hiccups
         if hiccups < 3:
             hiccups += 1
             raise OSError("database is locked")
-        await real(chat_id, key, **kwargs)  # type: ignore[arg-type]
+        await real(chat_id, key, owner, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(kit.store, "finish_notice", hiccup)
     monkeypatch.setattr(Notifier, "_backoff", lambda self, failures: 0.01)
@@ -217,10 +217,10 @@ async def test_a_database_error_while_claiming_is_logged_and_retried(
     real = kit.store.claim_notice
     broken = True
 
-    async def claim(now: datetime) -> object:
+    async def claim(now: datetime, owner: str) -> object:
         if broken:
             raise OSError("disk I/O error")
-        return await real(now)
+        return await real(now, owner)
 
     monkeypatch.setattr(kit.store, "claim_notice", claim)
     monkeypatch.setattr(Notifier, "_backoff", lambda self, failures: 0.05)
@@ -246,7 +246,7 @@ async def test_a_stop_mid_burst_returns_promptly_and_gives_back_unsent_claims(
     await end_sessions(kit, chats)
     kit.tg.hold("sendMessage")  # the first send is in flight and stays there
     slow = TelegramSender(bot, rate=0.2)  # the others wait for their slot
-    notifier = Notifier(store, slow, I18N, [], concurrency=4)
+    notifier = Notifier(store, slow, I18N, [], instance=TEST_INSTANCE, concurrency=4)
     delivery = asyncio.create_task(notifier.deliver_pending())
     await eventually(lambda: kit.tg.held_calls("sendMessage") == 1)
 
@@ -296,7 +296,7 @@ async def test_a_restart_resends_claims_never_handed_over_and_settles_the_one_in
         await stop_loop(stop, task)
     assert told(kit, chats) == [1, 0, 0, 1]
     assert await notice_of(kit.store, 2) == NoticeState.UNCERTAIN
-    assert "1 expiry notice(s) claimed before a stop" in caplog.text
+    assert "1 expiry notice(s) claimed by a stopped process" in caplog.text
     assert "1 expiry notice(s) were in flight" in caplog.text
 
 
@@ -333,14 +333,16 @@ async def test_a_stuck_database_step_of_the_outbox_is_logged_and_recovered(
     real = store.claim_notice
     silent = True
 
-    async def claim(now: datetime) -> object:
+    async def claim(now: datetime, owner: str) -> object:
         if silent:
             await asyncio.Event().wait()  # a connection that never answers
-        return await real(now)
+        return await real(now, owner)
 
     monkeypatch.setattr(store, "claim_notice", claim)
     monkeypatch.setattr(Notifier, "_backoff", lambda self, failures: 0.05)
-    notifier = Notifier(store, kit.sender, I18N, [], database_step_seconds=0.2)
+    notifier = Notifier(
+        store, kit.sender, I18N, [], instance=TEST_INSTANCE, database_step_seconds=0.2
+    )
     stop, task = await run_loop(notifier.run)
     try:
         await eventually(lambda: "claiming a notice is stuck" in caplog.text)
@@ -361,19 +363,19 @@ async def test_a_stuck_database_step_of_the_watch_is_logged_and_recovered(
         config=WatchConfig(interval=900, spaces_rate=0, database_step_seconds=0.2)
     )
     await kit.link(1, "1111")
-    real = kit.store.due_sessions
+    real = kit.store.claim_due_sessions
     silent = True
 
-    async def due(now: datetime, limit: int) -> object:
+    async def due(now: datetime, limit: int, lease: Lease) -> object:
         if silent:
             await asyncio.Event().wait()
-        return await real(now, limit)
+        return await real(now, limit, lease)
 
-    monkeypatch.setattr(kit.store, "due_sessions", due)
+    monkeypatch.setattr(kit.store, "claim_due_sessions", due)
     monkeypatch.setattr("bot.services.watch.MAX_RESTART_PAUSE", 0.05)
     stop, task = await run_loop(kit.watch.run)
     try:
-        await eventually(lambda: "reading the due sessions is stuck" in caplog.text)
+        await eventually(lambda: "claiming the due sessions is stuck" in caplog.text)
         before = kit.watch.heartbeat.age()
         silent = False
         await eventually(lambda: kit.spaces.calls == ["1111"])

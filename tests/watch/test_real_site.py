@@ -15,7 +15,7 @@ from bot.services.registry import ServiceRegistry
 from bot.services.watch import SessionWatch, WatchConfig
 from bot.spaces import SpacesAPIError, SpacesClient
 from bot.spaces.service import SpacesService
-from tests.conftest import only_session
+from tests.conftest import TEST_INSTANCE, only_session
 from tests.watch.conftest import ADMIN, WatchKit
 
 
@@ -42,12 +42,13 @@ async def test_a_check_that_failed_on_every_mirror_counts_once(kit: WatchKit) ->
     client = SpacesClient(
         httpx.MockTransport(unreachable), ["https://spcs.me", "https://gdespaces.com"], rid="r"
     )
-    notifier = Notifier(kit.store, kit.sender, build_i18n(), [ADMIN])
+    notifier = Notifier(kit.store, kit.sender, build_i18n(), [ADMIN], instance=TEST_INSTANCE)
     watch = SessionWatch(
         kit.store,
         ServiceRegistry([SpacesService(client)]),
         notifier,
         WatchConfig(interval=900, spaces_rate=0),
+        instance=TEST_INSTANCE,
         rng=random.Random(1),
     )
     detector = watch.detectors["spaces"]
