@@ -311,7 +311,7 @@ def build_health_server(
     notifier: Notifier,
     bot: Bot,
     fsm_storage: BaseStorage,
-    instance: InstanceLease | None = None,
+    instance: InstanceLease,
 ) -> HealthServer:
     settings = services.settings
 
@@ -347,11 +347,7 @@ def build_health_server(
             "watch": LoopSource(watch.heartbeat.age, watch_silence),
             "delivery": LoopSource(notifier.heartbeat.age, outbox_silence),
             # Not renewed for a whole lease: the other instances take this one for dead.
-            **(
-                {"lease": LoopSource(instance.heartbeat.age, LEASE_SECONDS)}
-                if instance is not None
-                else {}
-            ),
+            "lease": LoopSource(instance.heartbeat.age, LEASE_SECONDS),
         },
         counters=counters,
         sessions_by_state=services.owners.sessions_by_state,

@@ -85,7 +85,7 @@ class InstanceLease:
                 if failures == 1:
                     log.warning(
                         "renewing the instance lease failed (%s); the others take over this "
-                        "process's claims if it stays so for %.0f s",
+                        "process's claims if it stays so for %g s",
                         type(exc).__name__,
                         self._lease,
                     )

@@ -59,3 +59,32 @@ async def test_a_bad_setting_stops_the_bot_with_one_line(
     assert len(lines) == 1 and name in lines[0], log
     assert "Traceback" not in log and ":pw@" not in log
     assert [c for c in tg.calls if c.method == "getMe"] == []  # found before Telegram
+
+
+async def test_a_second_bot_on_the_same_sqlite_file_is_refused_in_one_line(
+    tg: FakeTelegram, fake_spaces: FakeSpaces, tmp_path: Path
+) -> None:
+    env = bot_env(tg, fake_spaces, tmp_path, generate_key())
+    first = BotProcess(env)
+    await first.start()
+    try:
+        await tg.wait_for_call("setMyCommands", timeout=60)
+        second = BotProcess(env)
+        await second.start()
+        code = await second.wait()
+        log = second.stderr.decode()
+        lines = [line for line in log.splitlines() if line.strip()]
+        assert code == 2, log
+        assert len(lines) == 1 and "SQLite" in lines[0] and "PostgreSQL" in lines[0], log
+        assert str(first.proc.pid if first.proc else "") in lines[0]  # who holds it
+        # The first one goes on untouched, and once it has stopped the file is free again.
+        assert first.proc is not None and first.proc.returncode is None
+    finally:
+        assert await first.stop() == 0
+    again = BotProcess(env)
+    await again.start()
+    try:
+        mark = tg.mark()
+        await tg.wait_for_call("setMyCommands", after=mark, timeout=60)
+    finally:
+        assert await again.stop() == 0

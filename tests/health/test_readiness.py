@@ -17,6 +17,7 @@ from bot.app import (
     build_bot,
     build_fsm_storage,
     build_health_server,
+    build_instance_lease,
     build_notifier,
     build_remote_services,
     build_services,
@@ -87,13 +88,15 @@ async def open_ready(
     watch = build_watch(services, notifier)
     fsm_storage = build_fsm_storage(settings, make_sessionmaker(engine))
     closers.append(fsm_storage.close)
-    server = build_health_server(services, watch, notifier, bot, fsm_storage)
+    lease = build_instance_lease(services, notifier)
+    server = build_health_server(services, watch, notifier, bot, fsm_storage, lease)
     await server.start()
     closers.append(server.stop)
 
     def beat() -> None:
         watch.heartbeat.beat()
         notifier.heartbeat.beat()
+        lease.heartbeat.beat()
 
     beat()
     return Ready(server, beat)
@@ -105,7 +108,7 @@ async def test_ready_with_a_working_database(
     ready = await open_ready(tg, cipher, engine, ready_cleanup)
     status, checks = await ready.checks()
     assert status == 200, checks
-    assert set(checks) == {"database", "telegram", "watch", "delivery"}
+    assert set(checks) == {"database", "telegram", "watch", "delivery", "lease"}
 
 
 async def test_not_ready_when_the_database_file_is_deleted(
