@@ -245,6 +245,7 @@ def test_the_caddyfile_as_proxy_sh_starts_it(run_proxy: Any, tls: str, tmp_path:
     assert proxy["load_balancing"]["selection_policy"] == {"policy": "round_robin"}
     assert proxy["health_checks"]["active"]["uri"] == "/readyz"
     assert "headers" not in proxy, "the secret header must reach the replicas untouched"
+    assert proxy["transport"]["keep_alive"]["enabled"] is False
     text = json.dumps(server)
     assert '"path": ["/telegram/hook"]' in text
     assert find(server, "static_response")[0]["status_code"] == 404
