@@ -105,6 +105,8 @@ async def stats(
         )
     ]
     lines.append(_backlog_lines(i18n, await store.backlog(now), now))
+    instances = await store.live_instance_count(now)
+    lines.append(i18n.ntext("admin-stats-instances", instances, count=instances))
     listed = [*remote_services.ids, *sorted(set(s.sessions_by_service) - set(remote_services.ids))]
     for service_id in listed:
         states = s.sessions_by_service.get(service_id, {})

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from bot.domain import Lease
 from bot.services.broadcast import STOP_PREFIX
 from tests.conftest import TEST_INSTANCE, lease, only_session
 from tests.conversation.conftest import ADMIN, CHAT, Harness, buttons, step_data, texts
@@ -299,3 +300,14 @@ async def test_audit_speaks_the_owners_language_with_times_in_words(h: Harness) 
     assert ban in text
     assert h.t("time-just-now", "ru") in text and "UTC" not in text
     assert " ban " not in text and "sessions ended" not in text
+
+
+async def test_stats_count_the_bot_processes_sharing_the_database(h: Harness) -> None:
+    now = datetime.now(UTC)
+    for n in range(3):
+        await h.store.hold_lease(Lease(f"host:{n}:0000000{n}", now + timedelta(minutes=1)), now)
+    await h.store.hold_lease(Lease("gone:9:99999999", now - timedelta(minutes=1)), now)  # dead
+    for locale in ("en", "ru"):
+        await h.store.set_chat_language(ADMIN, locale, now)
+        text = texts(await h.say("/stats", chat_id=ADMIN))[0]
+        assert h.i18n.ntext("admin-stats-instances", 3, locale, count=3) in text
