@@ -130,6 +130,8 @@ class RecordedCall:
     method: str
     fields: dict[str, str]  # the form, without `password`
     sid: str | None  # from the cookie
+    mirror: str = ""  # the URL of the mirror that was asked
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass(slots=True)
@@ -255,10 +257,17 @@ class FakeState:
     def sids_of(self, nid: int) -> list[str]:
         return [s for s, sess in self.sessions.items() if sess.nid == nid]
 
-    def record(self, endpoint: str, method: str, fields: dict[str, str], sid: str | None) -> None:
+    def record(
+        self,
+        endpoint: str,
+        method: str,
+        fields: dict[str, str],
+        sid: str | None,
+        mirror: str = "",
+    ) -> None:
         self.counts[method] += 1
         kept = {k: v for k, v in fields.items() if k != "password"}
-        self.calls.append(RecordedCall(endpoint, method, kept, sid))
+        self.calls.append(RecordedCall(endpoint, method, kept, sid, mirror))
 
     def pop_override(self, method: str) -> _Override | None:
         queue = self.next_codes.get(method)
@@ -491,7 +500,7 @@ async def _neoapi(request: web.Request) -> web.StreamResponse:
             return web.Response(status=400, text="fake spaces: malformed multipart body")
         form = parsed
     method = form.get("method", "")
-    state.record(endpoint, method, form, request.cookies.get("sid"))
+    state.record(endpoint, method, form, request.cookies.get("sid"), request.app[MIRROR_KEY].url)
 
     # Transport-level faults come first: they are the site or a proxy failing.
     mirror_mode = request.app[MIRROR_KEY].mode
