@@ -299,6 +299,7 @@ async def run_scenario(
     )
     assert {c.mirror for c in state.calls if c.at > killed_at} == {survivor.spaces.url}
     assert len(tg.sent_messages(held_chat, after=mark)) == 1
+    await survivor.ready()  # its watch and outbox go on: it says it is ready
     account = await only_session(store, held_chat)
     assert account is not None and account.state is SessionState.ENDED
     assert await notice_state(db, held_chat) == "sent"
