@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import derive_webhook_secret
 from bot.domain import SessionState
+from bot.services.watch import WatchConfig
 from bot.storage.crypto import Cipher, generate_key
 from bot.storage.engine import create_engine, make_sessionmaker
 from bot.storage.store import Store
@@ -37,6 +38,17 @@ INTERVAL = 2.5  # CHECK_INTERVAL_SECONDS: short, so several intervals fit in the
 TOO_CLOSE = 0.5 * INTERVAL
 HOOK_PATH = "/telegram/hook"
 # Chats besides CHAT (alice) that link a Spaces account each: (chat, login, nickname).
+# A claim of due sessions is leased for the slowest case of its checks (WatchConfig); these
+# keep that short, so the sessions a killed instance held come back within the test.
+FAST_CLAIMS = {
+    "SPACES_TIMEOUT_SECONDS": "2",
+    "SENDSPACE_TIMEOUT_SECONDS": "2",
+    "CHECK_CONCURRENCY": "256",
+    "SPACES_RATE_PER_SECOND": "0",
+}
+CLAIM_LEASE = WatchConfig(
+    interval=INTERVAL, concurrency=256, spaces_rate=0.0, spaces_timeout=2.0
+).lease_seconds(0.0)
 OTHERS = [(7000 + n, f"user{n}", f"User{n}") for n in range(1, 6)]
 PASSWORD = "pw-of-each-user"
 
@@ -177,6 +189,7 @@ async def test_two_instances_share_logins_checks_and_notices(
                 HEALTH_PORT=str(port),
                 CHECK_INTERVAL_SECONDS=str(INTERVAL),
                 FLOOD_MAX_MESSAGES="100",
+                **FAST_CLAIMS,
             )
             instances.append(Instance(name, env, port, spaces))
         engine = create_engine(pg_url)
@@ -204,9 +217,10 @@ async def run_scenario(
     store: Store,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
-    # One after the other: a fresh database is migrated by the first.
+    # Both at once on a fresh database: one migrates it, the other waits for that.
     for instance in instances:
         await instance.start()
+    for instance in instances:
         await instance.ready()
     registered = tg.calls_of("setWebhook")
     assert len(registered) == 2 and {c.params["url"] for c in registered} == {tg.webhook_url}
@@ -262,7 +276,7 @@ async def run_scenario(
 
     # d'. Both mirrors stall; the instance whose check hangs first is killed with SIGKILL
     # holding it. The other carries on: it answers, and checks that session (found ended
-    # now) once what the dead one held is free again, and tells its chat once.
+    # now) once the dead one's claim ran out (CLAIM_LEASE), and tells its chat once.
     stalled_at = time.monotonic()
     for instance in instances:
         instance.spaces.mirror.set_mode("timeout")
@@ -280,7 +294,7 @@ async def run_scenario(
         instance.spaces.mirror.set_mode("ok")
     state.wake_stalled()
     held_chat = next(chat for chat, sid in sids.items() if sid == first.sid)
-    print(f"killed {victim.name} holding a check of chat {held_chat}")
+    print(f"killed {victim.name} holding a check of chat {held_chat}; lease {CLAIM_LEASE} s")
 
     await say(tg, CHAT, "/help", "/login")  # updates go on, through the survivor
     mark = tg.mark()
@@ -289,7 +303,7 @@ async def run_scenario(
         "sendMessage",
         predicate=lambda c: c.chat_id == held_chat and is_notice(c),
         after=mark,
-        timeout=120,
+        timeout=CLAIM_LEASE + 60,
     )
     del sids[held_chat]
     await until(
