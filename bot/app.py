@@ -265,12 +265,15 @@ def build_notifier(services: Services) -> Notifier:
 
 def build_watch(services: Services, notifier: Notifier) -> SessionWatch:
     settings = services.settings
+    # The longest request timeout of the services set up bounds one check (and so a claim).
+    timeouts = [settings.spaces_timeout_seconds]
+    if settings.sendspace_key is not None:
+        timeouts.append(settings.sendspace_timeout_seconds)
     config = WatchConfig(
         interval=settings.check_interval_seconds,
         concurrency=settings.check_concurrency,
         spaces_rate=settings.spaces_rate_per_second,
-        # The longest request timeout of the services set up bounds one check.
-        spaces_timeout=max(settings.spaces_timeout_seconds, settings.sendspace_timeout_seconds),
+        spaces_timeout=max(timeouts),
         database_step_seconds=database_step_seconds(settings.database_timeout_seconds),
     )
     return SessionWatch(

@@ -199,3 +199,21 @@ async def test_logging_in_again_to_a_linked_account_replaces_only_its_row(
     live = fake_sendspace.state.live_sessions()
     assert first not in live and second in live  # the old one was logged out
     assert len(await h.store.accounts(CHAT)) == 2  # Spaces kept
+
+
+@pytest.mark.parametrize(
+    ("settings_overrides", "bound"),
+    [
+        ({"sendspace_timeout_seconds": 7}, 2.0),  # sendspace not set up: its timeout is idle
+        ({"sendspace_api_key": API_KEY, "sendspace_timeout_seconds": 7}, 7.0),
+    ],
+    ids=["spaces-only", "with-sendspace"],
+)
+async def test_a_check_is_bounded_by_the_timeouts_of_the_services_set_up(
+    h: Harness, bound: float
+) -> None:
+    watch = build_watch(h.services, build_notifier(h.services))
+    assert [s.info.id for s in h.services.remote_services][1:] == (
+        ["sendspace"] if bound == 7.0 else []
+    )
+    assert watch.config.spaces_timeout == bound  # SPACES_TIMEOUT_SECONDS is 2 here
