@@ -42,7 +42,6 @@ HOOK_PATH = "/telegram/hook"
 # keep that short, so the sessions a killed instance held come back within the test.
 FAST_CLAIMS = {
     "SPACES_TIMEOUT_SECONDS": "2",
-    "SENDSPACE_TIMEOUT_SECONDS": "2",
     "CHECK_CONCURRENCY": "256",
     "SPACES_RATE_PER_SECOND": "0",
 }
