@@ -286,13 +286,20 @@ def build_watch(services: Services, notifier: Notifier) -> SessionWatch:
     )
 
 
-def build_instance_lease(services: Services, notifier: Notifier) -> InstanceLease:
+def build_instance_lease(
+    services: Services, notifier: Notifier, watch: SessionWatch
+) -> InstanceLease:
     """This process's lease; while it renews it, it takes over what stopped processes left:
-    their claimed notices and the broadcasts they were sending."""
+    the sessions they were checking, their claimed notices and the broadcasts they were
+    sending."""
     return InstanceLease(
         services.store,
         services.instance,
-        takeovers=[notifier.recover_orphans, services.broadcasts.report_interrupted],
+        takeovers=[
+            watch.take_over_checks,
+            notifier.recover_orphans,
+            services.broadcasts.report_interrupted,
+        ],
         database_step_seconds=database_step_seconds(services.settings.database_timeout_seconds),
     )
 
@@ -678,7 +685,7 @@ async def run(settings: Settings, *, new_database: bool = False) -> None:
         dp = build_dispatcher(services, fsm_storage)
         notifier = build_notifier(services)
         watch = build_watch(services, notifier)
-        instance = build_instance_lease(services, notifier)
+        instance = build_instance_lease(services, notifier, watch)
         # Before anything is claimed; on SQLite this process is the only one (its lock file).
         await instance.join(sole=sqlite_file(settings.effective_database_url) is not None)
         log.info("instance %s", instance.id)

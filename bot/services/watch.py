@@ -179,6 +179,15 @@ class SessionWatch:
 
     # -- scheduling -------------------------------------------------------------------------
 
+    async def take_over_checks(self) -> None:
+        """Sessions a stopped process had claimed are checked now, not when its claim's
+        lease would have ended (run by services/instance.py once that process's lease ran out)."""
+        released = await self._db(
+            "taking over checks", self._store.release_orphaned_checks(utcnow())
+        )
+        if released:
+            log.info("%d session check(s) of a stopped process taken over", released)
+
     def next_check_after(self, now: datetime) -> datetime:
         """A confirmed session's next check: one interval on, ±10% so checks stay spread."""
         spread = self._rng.uniform(0.9, 1.1)

@@ -23,7 +23,14 @@ from bot.domain import (
     StoredAccount,
 )
 from bot.remote import RemoteSession, Secrets
-from bot.storage.base import SESSIONS, StoreBase, display_name_text, fault_name, is_row_fault
+from bot.storage.base import (
+    SESSIONS,
+    StoreBase,
+    display_name_text,
+    fault_name,
+    is_row_fault,
+    orphaned,
+)
 from bot.storage.crypto import DecryptError
 from bot.storage.keys import open_secrets, seal_secrets
 from bot.storage.models import RemoteSessionRow
@@ -297,6 +304,18 @@ class SessionStore(StoreBase):
                         fault_name(exc),
                     )
         return ended_count
+
+    async def release_orphaned_checks(self, now: datetime) -> int:
+        """Sessions claimed by processes whose lease ran out by `now`: due again at once
+        rather than when their claim's own (longer) lease would end."""
+        t = SESSIONS.c
+        async with self._sessionmaker.begin() as db:
+            result = await db.execute(
+                update(SESSIONS)
+                .where(t.checked_by.is_not(None), orphaned(t.checked_by, now))
+                .values(next_check_at=now, checked_by=None)
+            )
+            return getattr(result, "rowcount", 0) or 0
 
     async def defer(self, keys: Sequence[tuple[int, AccountKey]], until: datetime) -> None:
         """Check these sessions next at `until`, whoever holds them (e.g. unreadable rows,

@@ -88,7 +88,7 @@ async def open_ready(
     watch = build_watch(services, notifier)
     fsm_storage = build_fsm_storage(settings, make_sessionmaker(engine))
     closers.append(fsm_storage.close)
-    lease = build_instance_lease(services, notifier)
+    lease = build_instance_lease(services, notifier, watch)
     server = build_health_server(services, watch, notifier, bot, fsm_storage, lease)
     await server.start()
     closers.append(server.stop)

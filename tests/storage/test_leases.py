@@ -223,3 +223,21 @@ async def test_instances_starting_at_once_migrate_one_after_another(pg_url: str)
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_a_dead_processs_checks_are_taken_over_once_its_instance_lease_ran_out(
+    two: tuple[Store, Store, OwnerStore],
+) -> None:
+    a, b, _ = two
+    await link(a, range(1, 5))
+    await a.hold_lease(held(A, minutes=1), NOW)
+    await b.hold_lease(held(B, minutes=10), NOW)
+    taken_a, _ = await a.claim_due_sessions(NOW, 2, held(A, minutes=30))
+    taken_b, _ = await b.claim_due_sessions(NOW, 2, held(B, minutes=30))
+    assert len(taken_a) == len(taken_b) == 2
+    assert await b.release_orphaned_checks(NOW) == 0  # both alive
+    # A stops renewing: a minute later its sessions are due at once, B's own stay claimed.
+    later = NOW + timedelta(minutes=2)
+    assert await b.release_orphaned_checks(later) == 2
+    again, _ = await b.claim_due_sessions(later, 10, Lease(B, later + timedelta(minutes=5)))
+    assert sorted(d.chat_id for d in again) == sorted(d.chat_id for d in taken_a)
