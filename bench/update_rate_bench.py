@@ -33,8 +33,8 @@ from bot.app import (
     build_bot,
     build_dispatcher,
     build_fsm_storage,
+    build_remote_services,
     build_services,
-    build_spaces_client,
     prepare_store,
 )
 from bot.config import Settings
@@ -99,7 +99,7 @@ async def main(args: argparse.Namespace) -> int:
             settings=settings,
             store=store,
             owners=owners,
-            spaces=build_spaces_client(settings, transport),
+            remote_services=build_remote_services(settings, transport),
             cipher=cipher,
             bot=ours_bot,
             i18n=build_i18n(settings.zone),
