@@ -28,6 +28,9 @@ from types import ModuleType
 from typing import Any
 
 _NAME = re.compile(r"[A-Za-z_]\w*")
+# The answer types built up front. pydantic keeps `Response[X]` only weakly, so without a
+# reference here the next garbage collection drops it and an update rebuilds it (~7 ms).
+_KEPT: list[type[Any]] = []
 
 
 def defer_aiogram_types() -> None:
@@ -140,4 +143,6 @@ def build_types_in_use() -> None:
     )
     for method in used:
         method.model_rebuild()
-        Response[method.__returning__].model_rebuild()  # type: ignore[name-defined]
+        answer = Response[method.__returning__]  # type: ignore[name-defined]
+        answer.model_rebuild()
+        _KEPT.append(answer)

@@ -57,7 +57,9 @@ from bot.services.account import AccountService
 from bot.services.broadcast import BroadcastService
 from bot.services.clock import utcnow
 from bot.services.guard import LoginGuard
+from bot.services.hotcache import HotCache, Invalidations, RedisInvalidations, invalidation_channel
 from bot.services.instance import LEASE_SECONDS, InstanceLease, new_instance_id
+from bot.services.lastseen import LastSeen
 from bot.services.login import LoginService, PasswordSeal
 from bot.services.notifier import Notifier, TelegramSender
 from bot.services.owners import OwnerService
@@ -93,6 +95,9 @@ DATABASE_PROBE_TTL = 5.0
 # A cancelled background task may still give back claimed notices (bounded by the notifier).
 CANCEL_CLEANUP_SECONDS = 2.5
 
+# Conversation records kept in process on SQLite (most are "nothing going on").
+CONVERSATIONS_KEPT = 10_000
+
 log = logging.getLogger(__name__)
 
 
@@ -118,7 +123,11 @@ def build_fsm_storage(
     processes share it), else in the bot's own database."""
     ttl = settings.conversation_ttl_seconds
     if not settings.redis_url:
-        return DatabaseStorage(sessionmaker, ttl_seconds=ttl)
+        # A SQLite file serves one process, so that process may keep its own copy.
+        bind = sessionmaker.kw["bind"]
+        only_user = bind.dialect.name == "sqlite"
+        size = CONVERSATIONS_KEPT if only_user else 0
+        return DatabaseStorage(sessionmaker, ttl_seconds=ttl, cache_size=size)
     from aiogram.fsm.storage.redis import RedisStorage  # checked by check_redis
 
     seconds = max(1, int(ttl))
@@ -168,6 +177,8 @@ class Services:
     owner_service: OwnerService
     broadcasts: BroadcastService
     password_seal: PasswordSeal
+    hot_cache: HotCache
+    last_seen: LastSeen
     stray_text: StrayText = field(default_factory=StrayText)
     started_at: float = field(default_factory=time.monotonic)
     version: str = VERSION
@@ -189,7 +200,10 @@ def build_services(
     bot: Bot,
     i18n: PoI18n,
     instance: str | None = None,
+    invalidations: Invalidations | None = None,
 ) -> Services:
+    """`invalidations`: how instances tell each other of a changed access or language
+    (Redis, when several run); without it a change is exact in this process only."""
     instance = instance or new_instance_id()
     sender = TelegramSender(bot, settings.telegram_rate_per_second)
     guard = LoginGuard(
@@ -198,7 +212,9 @@ def build_services(
         window_seconds=settings.login_failure_window_seconds,
         lockout_seconds=settings.login_lockout_seconds,
     )
-    accounts = AccountService(remote_services, store, owners)
+    last_seen = LastSeen(store)
+    hot_cache = HotCache(store, owners, last_seen, invalidations=invalidations)
+    accounts = AccountService(remote_services, store, owners, hot_cache)
     seal = PasswordSeal(cipher)
     return Services(
         settings=settings,
@@ -211,10 +227,12 @@ def build_services(
             remote_services, store, settings.check_interval_seconds, guard, seal
         ),
         account_service=accounts,
-        owner_service=OwnerService(owners, accounts),
+        owner_service=OwnerService(owners, accounts, hot_cache),
         broadcasts=BroadcastService(owners, store, sender, bot, i18n, instance),
         password_seal=seal,
         instance=instance,
+        hot_cache=hot_cache,
+        last_seen=last_seen,
     )
 
 
@@ -236,14 +254,14 @@ def build_dispatcher(services: Services, fsm_storage: BaseStorage) -> Dispatcher
     dp.update.outer_middleware(flood)
     dp.update.outer_middleware(
         AccessMiddleware(
-            services.owners,
+            services.hot_cache,
             services.i18n,
             mode=settings.access_mode,
             admin_ids=settings.admin_ids,
             stray_text=services.stray_text,
         )
     )
-    dp.update.outer_middleware(ChatSeenMiddleware(services.store))
+    dp.update.outer_middleware(ChatSeenMiddleware(services.hot_cache))
     ChatLocaleMiddleware(services.i18n).setup(dp)
     dp.include_routers(*routers())
     dp.startup.register(services.stray_text.mark_started)
@@ -673,6 +691,10 @@ async def run(settings: Settings, *, new_database: bool = False) -> None:
         if not await wait_for_telegram(bot):
             return
         i18n = build_i18n(settings.zone)
+        invalidations = None
+        if settings.redis_url:
+            invalidations = RedisInvalidations(settings.redis_url, invalidation_channel(bot.id))
+            stack.push_async_callback(invalidations.close)
         services = build_services(
             settings=settings,
             store=store,
@@ -681,6 +703,7 @@ async def run(settings: Settings, *, new_database: bool = False) -> None:
             cipher=cipher,
             bot=bot,
             i18n=i18n,
+            invalidations=invalidations,
         )
         dp = build_dispatcher(services, fsm_storage)
         notifier = build_notifier(services)
@@ -693,7 +716,10 @@ async def run(settings: Settings, *, new_database: bool = False) -> None:
             BackgroundTask("instance-lease", instance.run),
             BackgroundTask("notice-outbox", notifier.run),
             BackgroundTask("session-watch", watch.run),
+            BackgroundTask("last-seen", services.last_seen.run),
         ]
+        if invalidations is not None:
+            background.append(BackgroundTask("hot-cache-changes", services.hot_cache.listen))
         health = (
             build_health_server(services, watch, notifier, bot, fsm_storage, instance)
             if settings.health_port is not None

@@ -308,3 +308,20 @@ def test_types_in_use_are_built_before_the_first_update(tmp_path: Path) -> None:
     before, update, send_message, message = json.loads(run_python(code, cwd=tmp_path))
     assert before is False and update is True and send_message is True
     assert message is False  # what is not needed up front still waits for its first use
+
+
+def test_answer_types_built_up_front_outlive_a_garbage_collection(tmp_path: Path) -> None:
+    # pydantic holds `Response[X]` weakly: dropped, it is rebuilt inside an update.
+    code = textwrap.dedent(
+        """
+        import gc, json, weakref
+        from bot._telegram_types import build_types_in_use
+        from aiogram import methods
+        from aiogram.methods.base import Response
+        build_types_in_use()
+        answer = weakref.ref(Response[methods.SendMessage.__returning__])
+        gc.collect()
+        print(json.dumps(answer() is not None))
+        """
+    )
+    assert json.loads(run_python(code, cwd=tmp_path)) is True

@@ -11,7 +11,7 @@ from bot.handlers.chats import private_only
 from bot.handlers.menu import set_chat_menu
 from bot.locales import SUPPORTED, PoI18n
 from bot.services.clock import utcnow
-from bot.storage.store import Store
+from bot.services.hotcache import HotCache
 
 PREFIX = "lang:"
 
@@ -32,13 +32,18 @@ async def language_command(message: Message, i18n: PoI18n) -> None:
 
 
 async def language_chosen(
-    query: CallbackQuery, message: Message, bot: Bot, i18n: PoI18n, store: Store, settings: Settings
+    query: CallbackQuery,
+    message: Message,
+    bot: Bot,
+    i18n: PoI18n,
+    hot_cache: HotCache,
+    settings: Settings,
 ) -> None:
     locale = (query.data or "").removeprefix(PREFIX)
     if locale not in SUPPORTED:
         await query.answer()
         return
-    await store.set_chat_language(message.chat.id, locale, utcnow())
+    await hot_cache.set_chat_language(message.chat.id, locale, utcnow())
     await set_chat_menu(bot, i18n, message.chat.id, locale, settings.admin_ids)
     done = i18n.text("language-set", locale)
     await query.answer(done)

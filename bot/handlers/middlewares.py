@@ -16,8 +16,7 @@ from aiogram.utils.i18n import I18nMiddleware
 from bot.handlers.stray import StrayText, delete_stray, free_text
 from bot.locales import PoI18n, chat_locale
 from bot.services.clock import utcnow
-from bot.storage.owners import OwnerStore
-from bot.storage.store import Store
+from bot.services.hotcache import HotCache
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +103,14 @@ class AccessMiddleware(BaseMiddleware):
 
     def __init__(
         self,
-        owners: OwnerStore,
+        hot_cache: HotCache,
         i18n: PoI18n,
         *,
         mode: str,
         admin_ids: Collection[int],
         stray_text: StrayText | None = None,
     ) -> None:
-        self._owners = owners
+        self._hot_cache = hot_cache
         self._i18n = i18n
         self._mode = mode
         self._admins = frozenset(admin_ids)
@@ -122,7 +121,7 @@ class AccessMiddleware(BaseMiddleware):
         user = _user(data)
         if user is None or user.id in self._admins:
             return await handler(event, data)
-        access = await self._owners.access(user.id)
+        access = await self._hot_cache.access(user.id)
         if access.banned:
             key = "access-banned"
         elif self._mode == "allowlist" and not access.allowed:
@@ -158,17 +157,18 @@ class AccessMiddleware(BaseMiddleware):
 
 class ChatSeenMiddleware(BaseMiddleware):
     """Remembers each private chat that writes: when, in which language, and that it can be
-    reached again (a chat that blocked the bot and writes again gets its notices)."""
+    reached again (a chat that blocked the bot and writes again gets its notices); known
+    chats are written in batches (`HotCache.chat_seen`)."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, hot_cache: HotCache) -> None:
+        self._hot_cache = hot_cache
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         chat = _private_chat(data)
         user = _user(data)
         if chat is not None:
             try:
-                data["chat_language"] = await self._store.touch_chat(
+                data["chat_language"] = await self._hot_cache.chat_seen(
                     chat.id,
                     user.id if user else None,
                     user.language_code if user else None,

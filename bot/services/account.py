@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bot.domain import StoredAccount
 from bot.remote import CheckOutcome, Confirmed, Ended, LogoutOutcome
 from bot.services.clock import utcnow
+from bot.services.hotcache import HotCache
 from bot.services.registry import ServiceRegistry
 from bot.storage.owners import OwnerStore
 from bot.storage.store import SessionUnreadable, Store
@@ -41,10 +42,13 @@ class LogoutResult:
 
 
 class AccountService:
-    def __init__(self, services: ServiceRegistry, store: Store, owners: OwnerStore) -> None:
+    def __init__(
+        self, services: ServiceRegistry, store: Store, owners: OwnerStore, hot_cache: HotCache
+    ) -> None:
         self._services = services
         self._store = store
         self._owners = owners
+        self._hot_cache = hot_cache
 
     async def accounts(self, chat_id: int) -> list[StoredAccount]:
         return await self._store.accounts(chat_id)
@@ -106,5 +110,6 @@ class AccountService:
         service first), the chat's record and its failed-login history."""
         results = [await self.logout(chat_id, a) for a in await self._store.accounts(chat_id)]
         await self._owners.forget_chat(chat_id, telegram_user_id)
+        await self._hot_cache.chat_forgotten(chat_id)
         log.info("chat %s asked to be forgotten", chat_id)
         return results

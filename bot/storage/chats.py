@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import Update, bindparam, case, null, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.storage.base import StoreBase
-from bot.storage.models import Chat, Meta
+from bot.storage.base import CHATS, StoreBase
+from bot.storage.models import Chat, Meta, UTCDateTime
+
+
+@dataclass(frozen=True, slots=True)
+class SeenChat:
+    """A private chat wrote at `at`: what `touch_chat` keeps, held to be written later."""
+
+    chat_id: int
+    user_id: int | None
+    language_code: str | None
+    at: datetime
+
+
+def _seen_update() -> Update:
+    """One UPDATE for many chats (executemany): the facts of `touch_chat` for rows that exist.
+    A later block or a later write already stored wins over this older news."""
+    c = CHATS.c
+    at = bindparam("seen_at", type_=UTCDateTime())
+    return (
+        update(CHATS)
+        .where(c.chat_id == bindparam("seen_chat_id"))
+        .values(
+            user_id=bindparam("seen_user_id"),
+            language_code=bindparam("seen_language_code"),
+            last_seen_at=case((c.last_seen_at > at, c.last_seen_at), else_=at),
+            blocked_at=case((c.blocked_at > at, c.blocked_at), else_=null()),
+        )
+    )
+
+
+_SEEN_UPDATE = _seen_update()
 
 
 class ChatStore(StoreBase):
@@ -35,6 +67,26 @@ class ChatStore(StoreBase):
             stmt = insert(Chat).values(**values)
             upsert = stmt.on_conflict_do_update(index_elements=[Chat.chat_id], set_=changes)
             return await db.scalar(upsert.returning(Chat.language))
+
+    async def record_seen(self, seen: Sequence[SeenChat]) -> None:
+        """Chats already known wrote: one statement for all of them, in one transaction.
+
+        Only rows that exist are updated: a chat forgotten meanwhile (/forget, here or on
+        another instance) is not brought back by news that was waiting to be written.
+        """
+        if not seen:
+            return
+        rows = [
+            {
+                "seen_chat_id": s.chat_id,
+                "seen_user_id": s.user_id,
+                "seen_language_code": s.language_code,
+                "seen_at": s.at,
+            }
+            for s in seen
+        ]
+        async with self._sessionmaker.begin() as db:
+            await db.execute(_SEEN_UPDATE, rows)
 
     async def mark_chat_blocked(self, chat_id: int, now: datetime) -> None:
         async with self._sessionmaker.begin() as db:

@@ -3,6 +3,10 @@
 Each record expires `ttl` after its last write: an expired record reads as empty and is
 deleted when met; all expired records are purged at most once per `purge_every` during a
 write, so the table never needs a background task to stay small.
+
+aiogram reads the state before every update's handler. Where this process is the database's
+only user (SQLite), the storage keeps what it read or wrote in a bounded in-process copy, so
+an update of a chat with nothing going on costs no database read.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
-from sqlalchemy import ColumnElement, and_, delete, select, update
+from cachetools import LRUCache
+from sqlalchemy import ColumnElement, and_, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -51,6 +56,22 @@ def _where(key: StorageKey) -> ColumnElement[bool]:
     )
 
 
+_KEY_NAMES = ("bot_id", "chat_id", "user_id", "thread_id", "business_connection_id", "destiny")
+# Built once with parameters: it runs for every update, and building the WHERE each time
+# cost about as much as the read itself.
+_READ = select(
+    ConversationRecord.state, ConversationRecord.data, ConversationRecord.expires_at
+).where(*(getattr(ConversationRecord, name) == bindparam(f"key_{name}") for name in _KEY_NAMES))
+
+
+def _read_params(key: StorageKey) -> dict[str, Any]:
+    return {f"key_{name}": value for name, value in _key_columns(key).items()}
+
+
+# state, data, expiry of a record as stored; None for no record.
+_Record = tuple[str | None, str | None, datetime]
+
+
 class DatabaseStorage(BaseStorage):
     """An aiogram `BaseStorage` on the bot's SQLAlchemy database (SQLite or PostgreSQL)."""
 
@@ -61,7 +82,10 @@ class DatabaseStorage(BaseStorage):
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         purge_every_seconds: float = PURGE_EVERY_SECONDS,
         clock: Callable[[], datetime] = utcnow,
+        cache_size: int = 0,
     ) -> None:
+        """`cache_size` > 0 keeps that many records in process: only for a database that
+        no other process writes conversations to (another's write would go unseen)."""
         self._sessionmaker = sessionmaker
         self._ttl = timedelta(seconds=ttl_seconds)
         self._purge_every = timedelta(seconds=purge_every_seconds)
@@ -73,6 +97,11 @@ class DatabaseStorage(BaseStorage):
         self._locks: weakref.WeakValueDictionary[StorageKey, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
+        self._cache: LRUCache[StorageKey, _Record | None] | None = (
+            LRUCache(cache_size) if cache_size > 0 else None
+        )
+        # Bumped after every write: a read that began before it does not fill the cache.
+        self._writes = 0
 
     def _lock(self, key: StorageKey) -> asyncio.Lock:
         lock = self._locks.get(key)
@@ -120,16 +149,22 @@ class DatabaseStorage(BaseStorage):
 
     async def _read(self, key: StorageKey) -> tuple[str | None, str | None] | None:
         now = self._clock()
+        cache = self._cache
+        if cache is not None and key in cache:
+            cached = cache[key]
+            if cached is None:
+                return None
+            if cached[2] > now:
+                return cached[0], cached[1]
+        writes = self._writes
+        record = await self._read_stored(key, now)
+        if cache is not None and writes == self._writes:
+            cache[key] = record
+        return None if record is None else (record[0], record[1])
+
+    async def _read_stored(self, key: StorageKey, now: datetime) -> _Record | None:
         async with self._sessionmaker() as session:
-            row = (
-                await session.execute(
-                    select(
-                        ConversationRecord.state,
-                        ConversationRecord.data,
-                        ConversationRecord.expires_at,
-                    ).where(_where(key))
-                )
-            ).one_or_none()
+            row = (await session.execute(_READ, _read_params(key))).one_or_none()
             if row is None:
                 return None
             if row.expires_at <= now:
@@ -140,7 +175,7 @@ class DatabaseStorage(BaseStorage):
                 )
                 await session.commit()
                 return None
-            return row.state, row.data
+            return row.state, row.data, row.expires_at
 
     async def _write(self, key: StorageKey, **values: str | None) -> None:
         now = self._clock()
@@ -150,11 +185,19 @@ class DatabaseStorage(BaseStorage):
             # Two updates of one person inserted the same new record at once: the
             # record exists now, so the second try updates it.
             await self._write_once(key, now, values)
+        finally:
+            self._forget(key)
         if self._next_purge_at is None or now >= self._next_purge_at:
             self._next_purge_at = now + self._purge_every
             purged = await self.purge_expired()
             if purged:
                 log.debug("purged %d expired conversation record(s)", purged)
+
+    def _forget(self, key: StorageKey) -> None:
+        """After a write (done or failed): the next read of `key` asks the database."""
+        self._writes += 1
+        if self._cache is not None:
+            self._cache.pop(key, None)
 
     async def _write_once(
         self, key: StorageKey, now: datetime, values: dict[str, str | None]

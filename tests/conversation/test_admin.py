@@ -261,7 +261,7 @@ async def test_stats_say_how_far_behind_the_watch_is(h: Harness) -> None:
     )  # one ended two hours ago, never told
 
     for locale, language in (("en", "en"), ("ru", "ru")):
-        await h.store.set_chat_language(ADMIN, language, now)
+        await h.services.hot_cache.set_chat_language(ADMIN, language, now)
         text = texts(await h.say("/stats", chat_id=ADMIN))[0]
         behind = h.i18n.ntext(
             "admin-stats-behind", 2, locale, count=2, age=h.i18n.duration(7500, locale)
