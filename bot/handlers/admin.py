@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from aiogram import Bot, F, Router
-from aiogram.filters import Command, CommandObject, Filter
+from aiogram.filters import Command, CommandObject, Filter, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -16,6 +16,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from bot.config import Settings
 from bot.domain import Backlog
 from bot.handlers.chats import PRIVATE_CHAT
+from bot.handlers.filters import InLoop
 from bot.handlers.steps import (
     Flow,
     StepButton,
@@ -311,11 +312,11 @@ def build_router() -> Router:
     router.message.register(access_command, Command("allow", "deny", "ban", "unban"))
     router.message.register(audit, Command("audit"))
     router.message.register(broadcast_start, Command("broadcast"))
-    router.message.register(broadcast_text, BroadcastFlow.text, F.text)
-    router.message.register(broadcast_not_text, BroadcastFlow.text)
+    router.message.register(broadcast_text, StateFilter(BroadcastFlow.text), InLoop(F.text))
+    router.message.register(broadcast_not_text, StateFilter(BroadcastFlow.text))
     router.callback_query.register(
-        broadcast_send, BroadcastFlow.confirm, StepButton.filter(F.action == SEND)
+        broadcast_send, StateFilter(BroadcastFlow.confirm), StepButton.filter(F.action == SEND)
     )
-    router.callback_query.register(broadcast_stop, F.data.startswith(STOP_PREFIX))
-    router.callback_query.register(broadcast_resume, F.data.startswith(RESUME_PREFIX))
+    router.callback_query.register(broadcast_stop, InLoop(F.data.startswith(STOP_PREFIX)))
+    router.callback_query.register(broadcast_resume, InLoop(F.data.startswith(RESUME_PREFIX)))
     return router

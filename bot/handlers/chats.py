@@ -14,8 +14,10 @@ from aiogram.enums import ChatType
 from aiogram.filters import Filter
 from aiogram.types import CallbackQuery, Message
 
-PRIVATE_CHAT = F.chat.type == ChatType.PRIVATE
-NOT_PRIVATE_CHAT = F.chat.type != ChatType.PRIVATE
+from bot.handlers.filters import InLoop
+
+PRIVATE_CHAT = InLoop(F.chat.type == ChatType.PRIVATE)
+NOT_PRIVATE_CHAT = InLoop(F.chat.type != ChatType.PRIVATE)
 
 
 class PrivateButton(Filter):

@@ -12,6 +12,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from bot.handlers.chats import group_only, private_only
+from bot.handlers.filters import InLoop
 from bot.handlers.steps import (
     FLOW,
     PROMPT,
@@ -89,7 +90,7 @@ async def help_group(message: Message, i18n: PoI18n) -> None:
 def build_router() -> Router:
     router = Router(name=__name__)
     router.callback_query.register(stale_button, StepButton.filter(), StaleStep())
-    router.callback_query.register(stale_button, F.data.in_(LEGACY_STEP_BUTTONS))
+    router.callback_query.register(stale_button, InLoop(F.data.in_(LEGACY_STEP_BUTTONS)))
     router.message.register(cancel_command, Command("cancel"))
     router.callback_query.register(cancel_button, StepButton.filter(F.action == "cancel"))
     private = private_only(Router(name=f"{__name__}.private"))

@@ -8,6 +8,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 
 from bot.config import Settings
 from bot.handlers.chats import private_only
+from bot.handlers.filters import InLoop
 from bot.handlers.menu import set_chat_menu
 from bot.locales import SUPPORTED, PoI18n
 from bot.services.clock import utcnow
@@ -53,5 +54,5 @@ async def language_chosen(
 def build_router() -> Router:
     router = private_only(Router(name=__name__))
     router.message.register(language_command, Command("language"))
-    router.callback_query.register(language_chosen, F.data.startswith(PREFIX))
+    router.callback_query.register(language_chosen, InLoop(F.data.startswith(PREFIX)))
     return router

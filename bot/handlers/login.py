@@ -22,6 +22,7 @@ from aiogram.types import (
 )
 
 from bot.handlers.chats import group_only, private_only
+from bot.handlers.filters import InLoop
 from bot.handlers.steps import (
     Flow,
     StepButton,
@@ -726,9 +727,10 @@ def build_router() -> Router:
     private = private_only(Router(name=f"{__name__}.private"))
     private.message.register(login_start, Command("login"))
     private.message.register(login_start, CommandStart(deep_link=True, magic=F.args == "login"))
-    private.callback_query.register(login_start_button, F.data == LOGIN)
+    private.callback_query.register(login_start_button, InLoop(F.data == LOGIN))
     private.callback_query.register(
-        relogin_button, F.data.func(lambda d: d == RELOGIN or d.startswith(RELOGIN + ":"))
+        relogin_button,
+        InLoop(F.data.func(lambda d: d == RELOGIN or d.startswith(RELOGIN + ":"))),
     )
     private.callback_query.register(
         service_chosen, StepButton.filter(F.action.startswith(USE_SERVICE))
@@ -737,14 +739,14 @@ def build_router() -> Router:
         password_again_button, StepButton.filter(F.action == PASSWORD_AGAIN)
     )
     private.callback_query.register(start_over_button, StepButton.filter(F.action == START_OVER))
-    private.message.register(text_while_choosing, LoginFlow.choose, F.text)
+    private.message.register(text_while_choosing, StateFilter(LoginFlow.choose), InLoop(F.text))
     for state in (LoginFlow.login, LoginFlow.password, LoginFlow.token):
-        private.message.register(got_answer, state, F.text)
-    private.message.register(got_captcha, LoginFlow.captcha, F.text)
+        private.message.register(got_answer, StateFilter(state), InLoop(F.text))
+    private.message.register(got_captcha, StateFilter(LoginFlow.captcha), InLoop(F.text))
     private.callback_query.register(
-        new_picture, LoginFlow.captcha, StepButton.filter(F.action == NEW_PICTURE)
+        new_picture, StateFilter(LoginFlow.captcha), StepButton.filter(F.action == NEW_PICTURE)
     )
-    private.message.register(text_while_retry, LoginFlow.retry, F.text)
+    private.message.register(text_while_retry, StateFilter(LoginFlow.retry), InLoop(F.text))
     private.message.register(not_text, StateFilter(LoginFlow))
     router = Router(name=__name__)
     router.include_routers(group, private)

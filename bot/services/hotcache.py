@@ -81,6 +81,7 @@ class HotCache:
         ttl: float = TTL_SECONDS,
         max_entries: int = MAX_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
+        retry_seconds: float = 1.0,
     ) -> None:
         self._store = store
         self._owners = owners
@@ -91,6 +92,7 @@ class HotCache:
         # Bumped by every drop: a read that began before a change does not fill the cache.
         self._generation = 0
         self._listening = asyncio.Event()
+        self._retry = retry_seconds
 
     # -- reads on the hot path --------------------------------------------------------------
 
@@ -164,7 +166,7 @@ class HotCache:
         logged once and tried again with backoff, the TTL bounding staleness meanwhile."""
         if self._invalidations is None:
             return
-        delay = 1.0
+        delay = self._retry
         failing = False
 
         def ready() -> None:
@@ -172,7 +174,7 @@ class HotCache:
             # What was published while nobody listened is unknown: start afresh.
             self.clear()
             self._listening.set()
-            delay = 1.0
+            delay = self._retry
             if failing:
                 failing = False
                 log.info("hearing other instances' changes again")
