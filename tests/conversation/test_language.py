@@ -54,7 +54,8 @@ async def test_language_command_switches_and_persists_across_a_restart(
     calls = await h.say("/status", language_code="ru")
     assert texts(calls) == [h.t("status-not-linked", "en")]
 
-    # A new Dispatcher on the same database: the choice is still there.
+    # A new Dispatcher on the same database, nothing kept in process: the choice is there.
+    h.services.hot_cache.clear()
     h.dp = build_dispatcher(h.services, MemoryStorage())
     calls = await h.say("/status", language_code="ru")
     assert texts(calls) == [h.t("status-not-linked", "en")]
