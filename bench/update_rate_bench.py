@@ -107,8 +107,10 @@ def same_answer_dispatcher(i18n: PoI18n) -> Dispatcher:
     return dp
 
 
-def updates(tg: FakeTelegram, bot: Bot, count: int, people: int) -> list[Update]:
-    raw = [tg.send_message("/start", chat_id=1000 + i % people) for i in range(count)]
+def updates(tg: FakeTelegram, bot: Bot, count: int, people: int, first: int = 0) -> list[Update]:
+    """`count` /start, the i-th from person `(first + i) % people`: with more people than
+    updates in a run, every update is someone's first."""
+    raw = [tg.send_message("/start", chat_id=1000 + (first + i) % people) for i in range(count)]
     return [Update.model_validate(u, context={"bot": bot}) for u in raw]
 
 
@@ -201,8 +203,9 @@ async def main(args: argparse.Namespace) -> int:
             await feed_all(c.dp, c.bot, updates(tg, c.bot, 200, args.people), args.concurrency)
         for round_no in range(1, args.rounds + 1):
             shift = round_no % len(contenders)
+            first = 200 + (round_no - 1) * args.count  # each bot meets the same people
             for c in contenders[shift:] + contenders[:shift]:
-                batch = updates(tg, c.bot, args.count, args.people)
+                batch = updates(tg, c.bot, args.count, args.people, first)
                 before = len(tg.calls_of("sendMessage"))
                 statements.on = c.name == THIS_BOT
                 cpu = time.process_time()
