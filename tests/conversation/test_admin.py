@@ -308,6 +308,6 @@ async def test_stats_count_the_bot_processes_sharing_the_database(h: Harness) ->
         await h.store.hold_lease(Lease(f"host:{n}:0000000{n}", now + timedelta(minutes=1)), now)
     await h.store.hold_lease(Lease("gone:9:99999999", now - timedelta(minutes=1)), now)  # dead
     for locale in ("en", "ru"):
-        await h.store.set_chat_language(ADMIN, locale, now)
+        await h.services.hot_cache.set_chat_language(ADMIN, locale, now)
         text = texts(await h.say("/stats", chat_id=ADMIN))[0]
         assert h.i18n.ntext("admin-stats-instances", 3, locale, count=3) in text
