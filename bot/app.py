@@ -47,6 +47,7 @@ from bot.handlers.middlewares import (
     ChatSeenMiddleware,
     CountUpdates,
     FloodMiddleware,
+    InFlightUpdates,
 )
 from bot.handlers.stray import StrayText
 from bot.health import CachedProbe, HealthServer, HealthSources, LoopSource
@@ -90,6 +91,9 @@ except PackageNotFoundError:  # running from a checkout that was never installed
     VERSION = "0+unknown"
 
 REDIS_PING_SECONDS = 5.0
+# At a stop, how long the updates in hand may take to finish (a login waiting for Spaces is
+# the longest; one cut short is asked again by the person, never half stored).
+UPDATE_GRACE_SECONDS = 5.0
 # The database probe of /readyz writes; a supervisor asking every second costs one write in this.
 DATABASE_PROBE_TTL = 5.0
 # A cancelled background task may still give back claimed notices (bounded by the notifier).
@@ -183,6 +187,7 @@ class Services:
     started_at: float = field(default_factory=time.monotonic)
     version: str = VERSION
     updates_seen: Counter[str] = field(default_factory=Counter)
+    in_flight: InFlightUpdates = field(default_factory=InFlightUpdates)
     # This process among the others on the database: the owner of what it claims.
     instance: str = field(default_factory=new_instance_id)
 
@@ -250,6 +255,7 @@ def build_dispatcher(services: Services, fsm_storage: BaseStorage) -> Dispatcher
         settings.flood_window_seconds,
         exempt=settings.admin_ids,
     )
+    dp.update.outer_middleware(services.in_flight)
     dp.update.outer_middleware(CountUpdates(services.updates_seen))
     dp.update.outer_middleware(flood)
     dp.update.outer_middleware(
@@ -738,6 +744,11 @@ async def run(settings: Settings, *, new_database: bool = False) -> None:
             log.info("bot @%s started (id %s)", me.username, me.id)
 
         async def on_shutdown() -> None:
+            # Updates in hand finish first: their conversation lock, state and last seen are
+            # stored before anything closes under them.
+            left = await services.in_flight.drain(UPDATE_GRACE_SECONDS)
+            if left:
+                log.warning("%d update(s) still being handled at stop were cut short", left)
             # Together, so a stop takes one grace period, not one per task.
             await asyncio.gather(
                 services.broadcasts.stop_all(), *(task.stop() for task in background)

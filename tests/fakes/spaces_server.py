@@ -53,7 +53,7 @@ DEFAULT_CAPTCHA_ANSWER: Final = "1234"
 # gzipbomb: 1 GiB of zeros as gzip inside gzip (a few kB on the wire); drip: a body that
 # never ends, one byte at a time, each well within a per-read timeout.
 MODES: Final = frozenset(
-    {"ok", "http500", "html", "badjson", "timeout", "ratelimit", "gzipbomb", "drip"}
+    {"ok", "http500", "html", "badjson", "timeout", "ratelimit", "gzipbomb", "drip", "slow"}
 )
 CALLS_KEPT: Final = 1000
 CAPTCHA_CODES: Final = frozenset({"00001", "00004"})
@@ -152,6 +152,7 @@ class FakeState:
     def __init__(self) -> None:
         self.base_url = ""
         self.timeout_seconds = 30.0  # how long "timeout" mode stalls; longer than any client
+        self.slow_seconds = 3.0  # how long "slow" mode takes before it answers
         self._wake = asyncio.Event()
         self.reset()
 
@@ -514,6 +515,8 @@ async def _neoapi(request: web.Request) -> web.StreamResponse:
     if mode == "timeout":
         await state.stall()
         return web.Response(status=504, text="stalled")
+    if mode == "slow":  # a slow site that does answer, in the end
+        await asyncio.sleep(state.slow_seconds)
     if mode == "gzipbomb":
         return web.Response(
             body=gzip_bomb(),
