@@ -27,6 +27,7 @@ from bot.storage.crypto import Cipher
 from bot.storage.engine import make_sessionmaker
 from bot.storage.owners import OwnerStore
 from bot.storage.store import Store
+from tests.conftest import close_bot
 from tests.fakes.spaces_server import FakeSpaces
 from tests.fakes.telegram_server import ApiCall, FakeTelegram
 
@@ -157,7 +158,7 @@ async def harness(
             )
         finally:
             await services.broadcasts.stop_all()
-            await bot.session.close()
+            await close_bot(bot)
 
 
 @pytest.fixture

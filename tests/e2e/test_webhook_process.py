@@ -15,6 +15,7 @@ from aiogram.client.telegram import TelegramAPIServer
 
 from bot.config import derive_webhook_secret
 from bot.storage.crypto import generate_key
+from tests.conftest import close_bot
 from tests.e2e.test_bot_process import CHAT, BotProcess, bot_env, say
 from tests.fakes.spaces_server import FakeSpaces
 from tests.fakes.telegram_server import FakeTelegram
@@ -134,7 +135,7 @@ async def test_long_polling_deletes_a_leftover_webhook_and_keeps_its_updates(
     try:
         await client.set_webhook(f"http://127.0.0.1:{free_port()}/gone", secret_token="old")
     finally:
-        await client.session.close()
+        await close_bot(client)
     tg.send_message("/start", chat_id=CHAT)  # waits while the webhook points nowhere
     bot = BotProcess(bot_env(tg, spaces, tmp_path, generate_key()))
     await bot.start()

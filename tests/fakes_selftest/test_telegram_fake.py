@@ -32,6 +32,7 @@ from aiogram.types import (
     Update,
 )
 
+from tests.conftest import close_bot
 from tests.fakes.telegram_server import ApiCall, FakeTelegram
 
 
@@ -50,7 +51,7 @@ def keyboard(*pairs: tuple[str, str]) -> InlineKeyboardMarkup:
 async def bot(tg: FakeTelegram) -> AsyncIterator[Bot]:
     bot = make_bot(tg)
     yield bot
-    await bot.session.close()
+    await close_bot(bot)
 
 
 @pytest.fixture
@@ -470,7 +471,7 @@ async def test_wrong_token_raises_unauthorized(tg: FakeTelegram) -> None:
         with pytest.raises(TelegramUnauthorizedError):
             await bot.get_me()
     finally:
-        await bot.session.close()
+        await close_bot(bot)
 
 
 async def test_edit_and_delete_semantics(tg: FakeTelegram, bot: Bot) -> None:

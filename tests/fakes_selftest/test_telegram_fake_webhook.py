@@ -16,6 +16,7 @@ from aiogram.types import Message
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
+from tests.conftest import close_bot
 from tests.fakes.telegram_server import SECRET_HEADER, FakeTelegram
 
 SECRET = "s3cret_-token"
@@ -25,7 +26,7 @@ SECRET = "s3cret_-token"
 async def bot(tg: FakeTelegram) -> AsyncIterator[Bot]:
     bot = Bot(tg.token, session=AiohttpSession(api=TelegramAPIServer.from_base(tg.url)))
     yield bot
-    await bot.session.close()
+    await close_bot(bot)
 
 
 @pytest.fixture

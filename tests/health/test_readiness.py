@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from bot.storage.crypto import Cipher
 from bot.storage.engine import create_engine, make_sessionmaker, migrate
 from bot.storage.owners import OwnerStore
 from bot.storage.store import Store
+from tests.conftest import close_bot
 from tests.external import pg_url, redis_url  # noqa: F401  (fixtures)
 from tests.fakes.telegram_server import FakeTelegram
 
@@ -73,7 +75,7 @@ async def open_ready(
     transport = AiohttpTransport()
     closers.append(transport.aclose)
     bot = build_bot(settings)
-    closers.append(bot.session.close)
+    closers.append(functools.partial(close_bot, bot))
     store = Store(make_sessionmaker(engine), cipher)
     services = build_services(
         settings=settings,

@@ -17,7 +17,7 @@ from bot.services.watch import SessionWatch, WatchConfig
 from bot.spaces import Account, SpacesError
 from bot.spaces.service import SpacesService
 from bot.storage.store import Store
-from tests.conftest import TEST_INSTANCE, spaces_session
+from tests.conftest import TEST_INSTANCE, close_bot, spaces_session
 from tests.fakes.telegram_server import FakeTelegram
 
 ADMIN = 900
@@ -95,7 +95,7 @@ async def bot(tg: FakeTelegram) -> AsyncIterator[Bot]:
     settings = Settings(_env_file=None, bot_token=tg.token, telegram_api_url=tg.url)  # type: ignore[call-arg]
     bot = build_bot(settings)
     yield bot
-    await bot.session.close()
+    await close_bot(bot)
 
 
 @pytest.fixture
