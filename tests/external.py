@@ -6,9 +6,14 @@ databases from) and TEST_REDIS_URL.
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import hashlib
 import os
 import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -34,9 +39,17 @@ async def pg_url() -> AsyncIterator[str]:
         await admin.close()
 
 
+def _hold_lock(path: Path) -> IO[str]:
+    """Wait for an exclusive lock on `path`; it is released when the returned file closes."""
+    file = path.open("a")
+    fcntl.flock(file, fcntl.LOCK_EX)
+    return file
+
+
 @pytest.fixture
-async def redis_url() -> AsyncIterator[str]:
-    """A Redis database (number 15) emptied before and after the test."""
+async def redis_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A Redis database (number 15) emptied before and after the test, used by one test at a
+    time: parallel workers (`-n`) and other test sessions of this user wait on a file lock."""
     redis = pytest.importorskip("redis.asyncio", reason="redis is not installed")
     client = redis.Redis.from_url(REDIS_URL)
     try:
@@ -44,9 +57,17 @@ async def redis_url() -> AsyncIterator[str]:
     except (OSError, redis.RedisError) as exc:
         await client.aclose()
         pytest.skip(f"Redis is not reachable at {REDIS_URL}: {exc}")
-    await client.flushdb()
+    # The parent of the session's base temp is shared by xdist workers and by other sessions.
+    name = hashlib.sha256(REDIS_URL.encode()).hexdigest()[:16]
+    lock = await asyncio.to_thread(
+        _hold_lock, tmp_path_factory.getbasetemp().parent / f"redis-{name}.lock"
+    )
     try:
+        await client.flushdb()
         yield REDIS_URL
     finally:
-        await client.flushdb()
-        await client.aclose()
+        try:
+            await client.flushdb()
+            await client.aclose()
+        finally:
+            lock.close()
