@@ -46,6 +46,8 @@ from sqlalchemy import event, insert, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from bench.check_counter import sid_of
+from bench.sweep_kit import session_rows
 from bot._telegram_types import build_types_in_use
 from bot.app import (
     VERSION,
@@ -58,14 +60,17 @@ from bot.app import (
 from bot.config import Settings
 from bot.locales import build_i18n
 from bot.services.notifier import Notifier
+from bot.services.registry import ServiceRegistry
 from bot.services.watch import SessionWatch, WatchConfig
 from bot.spaces import SpacesClient
 from bot.spaces.client import _multipart
+from bot.spaces.service import SpacesService
 from bot.spaces.transport import AiohttpTransport
+from bot.storage.base import SESSIONS
 from bot.storage.crypto import Cipher, generate_key
 from bot.storage.engine import create_engine, make_sessionmaker, migrate
 from bot.storage.owners import OwnerStore
-from bot.storage.store import SESSIONS, Store, _context
+from bot.storage.store import Store
 
 if TYPE_CHECKING:
     from aiogram import Bot
@@ -89,10 +94,6 @@ PHASE_TIMEOUT = 900.0  # no single phase may run longer than this
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 _FORM = {"method": "check", "rid": RID}
 _HEADERS = {"X-Proxy": "spaces", "Accept": "application/json"}
-
-
-def sid_of(chat_id: int) -> str:
-    return f"{10**15 + chat_id}"  # 16 digits, like real SIDs
 
 
 def bench_settings(**overrides: Any) -> Settings:
@@ -446,40 +447,16 @@ async def postgres_unreachable(pg_url: str) -> str | None:
 
 
 async def seed(db: Db, n: int, *, first_id: int = 1) -> list[str]:
-    """N linked sessions, all due, inserted with Core in chunks; the SIDs encrypted with the
-    real Cipher under each row's own context. Returns the SIDs."""
-    now = datetime.now(UTC)
-    cipher = db.cipher
-    sids: list[str] = []
-    for start in range(first_id, first_id + n, SEED_CHUNK):
-        rows = []
-        for chat_id in range(start, min(start + SEED_CHUNK, first_id + n)):
-            sid = sid_of(chat_id)
-            sids.append(sid)
-            rows.append(
-                {
-                    "chat_id": chat_id,
-                    "telegram_user_id": chat_id,
-                    "spaces_user_id": chat_id,
-                    "nickname": f"user{chat_id}",
-                    "sid_enc": cipher.encrypt(sid, context=_context(chat_id, "sid")),
-                    "ck_enc": cipher.encrypt(sid[-4:], context=_context(chat_id, "ck")),
-                    "linked_at": now - timedelta(days=1),
-                    "last_confirmed_at": now - timedelta(minutes=15),
-                    "last_checked_at": now - timedelta(minutes=15),
-                    "state": "active",
-                    "failures": 0,
-                    # A backlog due within the last minute, oldest first.
-                    "next_check_at": now - timedelta(seconds=60, microseconds=-chat_id),
-                    "notice": "none",
-                }
-            )
+    """N linked sessions, all due, inserted with Core in chunks; each session's secrets
+    sealed with the real Cipher (bench/sweep_kit.py's rows). Returns the SIDs."""
+    rows, _ = session_rows(db.cipher, first_id, n, datetime.now(UTC), due=first_id + n)
+    for start in range(0, n, SEED_CHUNK):
         async with db.engine.begin() as conn:
-            await conn.execute(insert(SESSIONS), rows)
+            await conn.execute(insert(SESSIONS), rows[start : start + SEED_CHUNK])
     if db.kind == "postgres":
         async with db.engine.begin() as conn:
-            await conn.exec_driver_sql("ANALYZE spaces_sessions")  # what autovacuum would do
-    return sids
+            await conn.exec_driver_sql("ANALYZE remote_sessions")  # what autovacuum would do
+    return [sid_of(i) for i in range(first_id, first_id + n)]
 
 
 async def make_all_due(db: Db) -> None:
@@ -491,7 +468,7 @@ async def make_all_due(db: Db) -> None:
 # -- statements per sweep -----------------------------------------------------------------
 
 _PARAM_LIST = re.compile(r"\((?:\?|\$\d+(?:::[A-Z ]+)?)(?:, (?:\?|\$\d+(?:::[A-Z ]+)?))+\)")
-_QUALIFIER = re.compile(r"\b(?:spaces_sessions|chats|meta|stat_buckets)\.(?=\w)")
+_QUALIFIER = re.compile(r"\b(?:remote_sessions|chats|meta|stat_buckets)\.(?=\w)")
 
 
 def shape_of(statement: str) -> str:
@@ -563,7 +540,7 @@ def make_watch(
         settings=bench_settings(check_concurrency=concurrency),  # the bot's own is `bot`
         store=db.store,
         owners=db.owners,
-        spaces=spaces,
+        remote_services=ServiceRegistry([SpacesService(spaces)]),
         cipher=db.cipher,
         bot=bot,
         i18n=build_i18n(),
@@ -596,7 +573,10 @@ async def checker_sweep(
         async def body() -> int:
             with profiled(profile):
                 await watch.sweep()
-            return n - watch.totals["confirmed"]
+            confirmed = sum(
+                v for (_, verdict, _), v in watch.totals.items() if verdict == "confirmed"
+            )
+            return n - confirmed
 
         with log.listening(db.engine) if log else contextlib.nullcontext():
             return await measured(CHECKER_NAMES[transport], n, fake_pid, body)
