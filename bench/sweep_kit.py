@@ -200,11 +200,14 @@ class Child:
             return
         with contextlib.suppress(ConnectionError):
             self.send("EXIT")
-        try:
-            await asyncio.wait_for(process.wait(), 30)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        # A child that is done exits at once; one cut short (an error, Ctrl-C) is stopped.
+        for stop in (process.terminate, process.kill):
+            try:
+                await asyncio.wait_for(asyncio.shield(process.wait()), 5)
+                return
+            except TimeoutError:
+                stop()
+        await process.wait()
 
 
 async def seed(db: ScratchDb, key: str, sessions: int, due: int | None = None) -> dict[str, Any]:
