@@ -10,10 +10,12 @@ stdin/stdout, one line at a time:
 
 `seed` opens the database as the bot does (`bot.app.prepare_store`: key canary, migrations)
 and bulk-loads N sessions, each sealed with the real cipher; it prints one JSON line.
-`watch` opens it the same way, wires the watch as `bot.app.run` does (`build_remote_services`,
-`build_services`, `build_notifier`, `build_watch`), prints READY, waits for GO, runs one
-`SessionWatch.sweep()`, prints one JSON line (its CPU, RSS and every statement it sent), and
-waits for EXIT. `floor` is a bare aiohttp loop of the same check request, same protocol.
+`watch` opens it the same way (holding an SQLite file as the bot does), wires the watch as
+`bot.app.run` does (`build_remote_services`, `build_services`, `build_notifier`,
+`build_watch`, and joins the instances with `build_instance_lease`), prints READY, waits
+for GO, runs one `SessionWatch.sweep()` with the instance lease renewed beside it, prints
+one JSON line (its CPU, RSS and every statement it sent), and waits for EXIT. `floor` is
+a bare aiohttp loop of the same check request, same protocol.
 The encryption key comes in the environment (BENCH_ENCRYPTION_KEY), never on a command line.
 """
 
@@ -446,9 +448,12 @@ def bench_settings(**overrides: Any) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def opened_store(url: str, **settings: Any) -> AsyncIterator[tuple[Any, Any]]:
-    """(settings, what bot.app.prepare_store returns), opened as the bot opens its store."""
-    from bot.app import prepare_store
+async def opened_store(
+    url: str, *, bot_process: bool = False, **settings: Any
+) -> AsyncIterator[tuple[Any, Any]]:
+    """(settings, what bot.app.prepare_store returns), opened as the bot opens its store;
+    `bot_process`: holding the SQLite file as `bot.app.run` does (one process per file)."""
+    from bot.app import hold_sqlite_database, prepare_store
 
     with tempfile.TemporaryDirectory(prefix="sweep-bench-data-") as data_dir:
         config = bench_settings(
@@ -458,6 +463,8 @@ async def opened_store(url: str, **settings: Any) -> AsyncIterator[tuple[Any, An
             **settings,
         )
         async with contextlib.AsyncExitStack() as stack:
+            if bot_process:
+                hold_sqlite_database(config, stack)
             yield config, await prepare_store(config, stack, new_database=True)
 
 
@@ -591,7 +598,9 @@ async def watch_command(args: argparse.Namespace) -> None:
     """One SessionWatch, wired as bot.app.run wires it, sweeps once between GO and EXIT."""
     from bot._telegram_types import build_types_in_use
     from bot.app import (
+        BackgroundTask,
         build_bot,
+        build_instance_lease,
         build_notifier,
         build_remote_services,
         build_services,
@@ -606,7 +615,7 @@ async def watch_command(args: argparse.Namespace) -> None:
         "check_concurrency": args.concurrency,
         "check_interval_seconds": args.interval,
     }
-    async with opened_store(args.db_url, **settings_in) as (settings, opened):
+    async with opened_store(args.db_url, bot_process=True, **settings_in) as (settings, opened):
         store, owners, cipher, sessionmaker = opened
         engine = sessionmaker.kw["bind"]
         transport = AiohttpTransport()
@@ -621,7 +630,12 @@ async def watch_command(args: argparse.Namespace) -> None:
                 bot=bot,
                 i18n=build_i18n(settings.zone),
             )
-            watch = build_watch(services, build_notifier(services))
+            notifier = build_notifier(services)
+            watch = build_watch(services, notifier)
+            # This process among the others on the database, as bot.app.run joins it.
+            instance = build_instance_lease(services, notifier)
+            await instance.join(sole=engine.dialect.name == "sqlite")
+            lease = BackgroundTask("instance-lease", instance.run)
             statements = StatementLog()
             statements.attach(engine.sync_engine)
             gc.collect()
@@ -629,6 +643,7 @@ async def watch_command(args: argparse.Namespace) -> None:
             print("READY", flush=True)
             if await _read_word() != "GO":
                 return
+            lease.start()
             plans_while_due = (
                 asyncio.create_task(_plan_while_due(args.db_url, statements))
                 if args.plans
@@ -637,6 +652,8 @@ async def watch_command(args: argparse.Namespace) -> None:
             start, cpu0 = time.time(), time.process_time()
             await watch.sweep()
             end, cpu = time.time(), time.process_time() - cpu0
+            await lease.stop()
+            await instance.leave()
             plans: list[dict[str, Any]] = []
             if plans_while_due is not None:
                 plans.append(await plans_while_due)
