@@ -633,7 +633,7 @@ async def watch_command(args: argparse.Namespace) -> None:
             notifier = build_notifier(services)
             watch = build_watch(services, notifier)
             # This process among the others on the database, as bot.app.run joins it.
-            instance = build_instance_lease(services, notifier)
+            instance = build_instance_lease(services, notifier, watch)
             await instance.join(sole=engine.dialect.name == "sqlite")
             lease = BackgroundTask("instance-lease", instance.run)
             statements = StatementLog()
