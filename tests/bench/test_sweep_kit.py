@@ -41,3 +41,27 @@ async def test_one_watcher_checks_each_of_200_sessions_once() -> None:
     assert (run.counts["checks"], run.counts["sessions"], run.counts["twice"]) == (200, 200, 0)
     assert watcher["outcomes"] == {"spaces/confirmed/": 200}
     assert any(s["due"] for s in watcher["statements"])
+
+
+def test_a_plan_that_reads_every_row_is_told_from_an_index_search() -> None:
+    from bench.million_bench import full_scan, reads_by_index
+
+    postgres_claim = [
+        "Update on remote_sessions  (cost=10.52..1089.93 rows=1 width=548)",
+        "  CTE picked",
+        "    ->  Limit  (cost=0.42..10.09 rows=128 width=35)",
+        "          ->  LockRows  (cost=0.42..75030.67 rows=993536 width=35)",
+        "                ->  Index Scan using ix_remote_sessions_next_check_at on "
+        "remote_sessions remote_sessions_1  (cost=0.42..65095.31 rows=993536 width=35)",
+    ]
+    sqlite_claim = [
+        "MATERIALIZE picked",
+        "SEARCH remote_sessions USING INDEX ix_remote_sessions_next_check_at (next_check_at<?)",
+        "SCAN picked",
+    ]
+    assert reads_by_index(postgres_claim) and reads_by_index(sqlite_claim)
+    assert full_scan(["Update on remote_sessions", "  ->  Seq Scan on remote_sessions  (cost=1)"])
+    assert full_scan(["SCAN remote_sessions", "LIST SUBQUERY 1", "SCAN bot_instances"])
+    assert full_scan(["SCAN remote_sessions USING COVERING INDEX ix_remote_sessions_notice"])
+    assert not full_scan(sqlite_claim) and not full_scan(postgres_claim)
+    assert not reads_by_index(["SCAN remote_sessions", "USE TEMP B-TREE FOR ORDER BY"])
