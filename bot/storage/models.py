@@ -16,6 +16,7 @@ from sqlalchemy import (
     TypeDecorator,
     false,
     func,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -93,6 +94,13 @@ class RemoteSessionRow(Base):
     __table_args__ = (
         Index("ix_remote_sessions_next_check_at", "next_check_at"),
         Index("ix_remote_sessions_notice", "notice"),
+        # Only the few rows being checked: finding a stopped process's claims reads these.
+        Index(
+            "ix_remote_sessions_checked_by",
+            "checked_by",
+            postgresql_where=text("checked_by IS NOT NULL"),
+            sqlite_where=text("checked_by IS NOT NULL"),
+        ),
     )
 
 
