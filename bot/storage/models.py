@@ -95,9 +95,13 @@ class RemoteSessionRow(Base):
         Index("ix_remote_sessions_next_check_at", "next_check_at"),
         Index("ix_remote_sessions_notice", "notice"),
         # Only the few rows being checked: finding a stopped process's claims reads these.
+        # The key follows, so a result's write (by key and claimant) is still one lookup.
         Index(
             "ix_remote_sessions_checked_by",
             "checked_by",
+            "chat_id",
+            "service",
+            "account_id",
             postgresql_where=text("checked_by IS NOT NULL"),
             sqlite_where=text("checked_by IS NOT NULL"),
         ),

@@ -23,7 +23,8 @@ def upgrade() -> None:
     op.create_index(
         "ix_remote_sessions_checked_by",
         "remote_sessions",
-        ["checked_by"],
+        # The key after it: a result's write, by key and claimant, stays one lookup.
+        ["checked_by", "chat_id", "service", "account_id"],
         postgresql_where=_BEING_CHECKED,
         sqlite_where=_BEING_CHECKED,
     )
