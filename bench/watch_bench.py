@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import importlib
 import json
 import logging
 import os
@@ -131,11 +132,13 @@ def httpx_client(transport: httpx.AsyncBaseTransport) -> httpx.AsyncClient:
 
 def httpx_aiohttp_package() -> httpx.AsyncBaseTransport | None:
     """The `httpx-aiohttp` package's transport (a floor only), if it is installed."""
+    # Imported by name: an optional bench-only tool, with or without stubs where mypy runs.
     try:
-        from httpx_aiohttp import AiohttpTransport as PackageTransport
+        package = importlib.import_module("httpx_aiohttp")
     except ImportError:
         return None
-    return PackageTransport()
+    transport: httpx.AsyncBaseTransport = package.AiohttpTransport()
+    return transport
 
 
 def spaces_client(transport: httpx.AsyncBaseTransport, base: str) -> SpacesClient:
@@ -590,9 +593,8 @@ def profiled(kind: str | None) -> Iterator[None]:
     if kind is None:
         yield
     elif kind == "pyinstrument":
-        from pyinstrument import Profiler
-
-        profiler = Profiler(async_mode="enabled")
+        # Imported by name: an optional bench-only tool, with or without stubs where mypy runs.
+        profiler = importlib.import_module("pyinstrument").Profiler(async_mode="enabled")
         profiler.start()
         try:
             yield

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
+    AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
@@ -71,7 +72,7 @@ def create_engine(url: str, *, timeout: float = DEFAULT_STATEMENT_TIMEOUT) -> As
     )
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 

@@ -123,7 +123,7 @@ async def harness(
     settings_overrides: dict[str, Any],
 ) -> AsyncIterator[Harness]:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         bot_token=tg.token,
         telegram_api_url=tg.url,
         spaces_base_url=fake_spaces.url,

@@ -59,7 +59,7 @@ async def test_logout_ends_the_session_at_spaces_and_here(h: Harness) -> None:
     calls = await h.say("/logout")
     assert texts(calls) == [h.t("logout-done", nickname="Alice")]
     assert await only_session(h.store, CHAT) is None
-    assert session.secrets["sid"] not in h.spaces.state.sessions  # type: ignore[attr-defined]
+    assert session.secrets["sid"] not in h.spaces.state.sessions
     calls = await h.say("/logout")
     assert texts(calls) == [h.t("logout-not-linked")]
 

@@ -26,16 +26,15 @@ from tests.conversation.conftest import CHAT, Harness, buttons, texts
 async def test_each_person_walks_login_in_their_language(
     h: Harness, language_code: str, locale: str
 ) -> None:
-    kw = {"language_code": language_code}
-    calls = await h.say("/login", **kw)
+    calls = await h.say("/login", language_code=language_code)
     assert texts(calls)[0].startswith(h.t("login-ask-login", locale))
-    calls = await h.say("alice", **kw)
+    calls = await h.say("alice", language_code=language_code)
     assert texts(calls) == [h.t("login-ask-password", locale, login="alice")]
-    calls = await h.say("wrong-password", **kw)
+    calls = await h.say("wrong-password", language_code=language_code)
     assert texts(calls)[-1] == h.t("login-wrong-password", locale, login="alice")
-    await h.say("/login", **kw)
-    await h.say("alice", **kw)
-    calls = await h.say("secret123", **kw)
+    await h.say("/login", language_code=language_code)
+    await h.say("alice", language_code=language_code)
+    calls = await h.say("secret123", language_code=language_code)
     assert texts(calls)[-1] == h.t("login-success", locale, nickname="Alice", user_id=1001)
     assert h.t("button-cancel", locale) == h.t("button-cancel", locale)  # sanity of the key
 

@@ -38,7 +38,7 @@ async def test_login_success_deletes_password_and_stores_encrypted_session(h: Ha
 
     session = await only_session(h.store, CHAT)
     assert session is not None and session.display_name == "Alice" and session.account_id == "1001"
-    assert session.secrets["sid"] in h.spaces.state.sessions  # type: ignore[attr-defined]
+    assert session.secrets["sid"] in h.spaces.state.sessions
 
 
 async def test_password_never_reaches_fsm_storage(h: Harness) -> None:
@@ -270,7 +270,7 @@ async def test_social_links_never_delay_the_first_prompt(h: Harness) -> None:
     # Not known yet: the prompt goes out first, the buttons are added to it after.
     assert not [b for b in buttons([first]) if "url" in b]
     [edit] = [c for c in calls if c.method == "editMessageText"]
-    assert edit.params["message_id"] == first.result["message_id"]  # type: ignore[index]
+    assert edit.params["message_id"] == first.result["message_id"]
     assert [b for b in buttons([edit]) if "url" in b]
     assert calls.index(first) < calls.index(edit)
     # Known now: the next prompt has them at once, and Spaces is not asked again.
@@ -304,8 +304,8 @@ async def test_relogin_replaces_and_logs_out_the_old_session(h: Harness) -> None
     await h.say("secret123")
     second = await only_session(h.store, CHAT)
     assert second is not None and second.secrets["sid"] != first.secrets["sid"]
-    assert first.secrets["sid"] not in h.spaces.state.sessions  # type: ignore[attr-defined]
-    assert second.secrets["sid"] in h.spaces.state.sessions  # type: ignore[attr-defined]
+    assert first.secrets["sid"] not in h.spaces.state.sessions
+    assert second.secrets["sid"] in h.spaces.state.sessions
 
 
 async def test_failed_password_delete_asks_the_person_to_delete_it(h: Harness) -> None:

@@ -9,7 +9,7 @@ import signal
 import socket
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -387,6 +387,13 @@ async def test_a_gzip_bomb_and_a_dripping_body_are_failed_logins(
     assert "Traceback" not in bot.stderr.decode()
 
 
+def text_to(chat: int, expect: str) -> Callable[[ApiCall], bool]:
+    def matches(call: ApiCall) -> bool:
+        return call.params.get("chat_id") == chat and expect in (call.params.get("text") or "")
+
+    return matches
+
+
 async def test_simultaneous_wrong_passwords_reach_spaces_at_most_the_limit(
     fakes: tuple[FakeTelegram, FakeSpaces], tmp_path: Path
 ) -> None:
@@ -403,9 +410,7 @@ async def test_simultaneous_wrong_passwords_reach_spaces_at_most_the_limit(
                 tg.send_message(text, chat_id=chat)
                 await tg.wait_for_call(
                     "sendMessage",
-                    predicate=lambda c, chat=chat, expect=expect: (
-                        c.params.get("chat_id") == chat and expect in (c.params.get("text") or "")
-                    ),
+                    predicate=text_to(chat, expect),
                     after=mark,
                     timeout=45,
                 )
@@ -470,7 +475,7 @@ async def test_a_person_in_russian_retries_a_wrong_password_under_the_flood_limi
         )
         assert [c.ok for c in tg.calls_of("sendMessage", after=mark)] == [False, True]
         await say_ru("secret123", "Alice")
-        assert len(spaces.state.sessions) == 1  # type: ignore[attr-defined]
+        assert len(spaces.state.sessions) == 1
     finally:
         code = await bot.stop()
     assert code == 0

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.services.hotcache import HotCache
+from bot.services.hotcache import MAX_ENTRIES, TTL_SECONDS, HotCache
 from bot.services.lastseen import LastSeen
 from bot.storage.engine import make_sessionmaker
 from bot.storage.models import Chat
@@ -63,11 +63,17 @@ async def chat_row(engine: AsyncEngine, chat_id: int) -> Chat | None:
 
 
 def make(
-    store: Store, owners: OwnerStore, clock: Clock, **kw: int
+    store: Store,
+    owners: OwnerStore,
+    clock: Clock,
+    *,
+    ttl: float = TTL_SECONDS,
+    max_entries: int = MAX_ENTRIES,
 ) -> tuple[HotCache, CountingStore, LastSeen]:
     counting = CountingStore(store)
     last_seen = LastSeen(counting)
-    return HotCache(counting, owners, last_seen, clock=clock, **kw), counting, last_seen
+    cache = HotCache(counting, owners, last_seen, ttl=ttl, max_entries=max_entries, clock=clock)
+    return cache, counting, last_seen
 
 
 async def test_access_is_read_once_then_served_until_the_ttl(

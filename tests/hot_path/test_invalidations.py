@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.services.hotcache import HotCache, RedisInvalidations, invalidation_channel
+from bot.services.hotcache import Fact, HotCache, RedisInvalidations, invalidation_channel
 from bot.services.lastseen import LastSeen
 from bot.storage.engine import make_sessionmaker
 from bot.storage.owners import OwnerStore
@@ -96,7 +96,10 @@ def closed_port() -> int:
 
 
 async def test_redis_away_breaks_nothing_and_is_said_once(
-    engine: AsyncEngine, store: Store, caplog: pytest.LogCaptureFixture
+    engine: AsyncEngine,
+    store: Store,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     owners = OwnerStore(make_sessionmaker(engine))
     invalidations = RedisInvalidations(f"redis://127.0.0.1:{closed_port()}/0", "x")
@@ -107,12 +110,12 @@ async def test_redis_away_breaks_nothing_and_is_said_once(
     attempts = 0
     listen = invalidations.listen
 
-    async def counted(*args: object) -> None:
+    async def counted(heard: Callable[[Fact, int], None], ready: Callable[[], None]) -> None:
         nonlocal attempts
         attempts += 1
-        await listen(*args)  # type: ignore[arg-type]
+        await listen(heard, ready)
 
-    invalidations.listen = counted  # type: ignore[method-assign]
+    monkeypatch.setattr(invalidations, "listen", counted)
     with caplog.at_level(logging.WARNING):
         task = asyncio.create_task(cache.listen(stop))
         await eventually(lambda: attempts >= 3)  # it keeps trying

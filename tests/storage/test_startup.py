@@ -19,9 +19,9 @@ from tests.external import pg_url  # noqa: F401 - fixture
 
 def settings(data_dir: Path, key: str | None = None, url: str | None = None) -> Settings:
     return Settings(
-        bot_token="1:" + "A" * 35,  # type: ignore[arg-type]
+        bot_token="1:" + "A" * 35,
         data_dir=data_dir,
-        encryption_key=key,  # type: ignore[arg-type]
+        encryption_key=key,
         database_url=url,
     )
 
@@ -35,7 +35,8 @@ async def version(url: str) -> str | None:
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
-            return await conn.scalar(text("SELECT version_num FROM alembic_version"))
+            found: str | None = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+            return found
     finally:
         await engine.dispose()
 

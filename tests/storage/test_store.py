@@ -166,8 +166,8 @@ async def test_the_backlog_counts_overdue_checks_and_waiting_notices(store: Stor
     assert backlog.overdue_sessions == 2
     assert backlog.oldest_overdue_since == now - timedelta(hours=1)
     assert backlog.pending_notices == 0 and backlog.oldest_pending_since is None
-    due, _ = await store.claim_due_sessions(now, 1, lease())
-    await store.record_checks(now - timedelta(minutes=3), TEST_INSTANCE, ended=due)
+    claimed, _ = await store.claim_due_sessions(now, 1, lease())
+    await store.record_checks(now - timedelta(minutes=3), TEST_INSTANCE, ended=claimed)
     backlog = await store.backlog(now)
     assert backlog.overdue_sessions == 1
     assert backlog.pending_notices == 1

@@ -92,7 +92,7 @@ MakeKit = Callable[..., WatchKit]
 
 @pytest.fixture
 async def bot(tg: FakeTelegram) -> AsyncIterator[Bot]:
-    settings = Settings(_env_file=None, bot_token=tg.token, telegram_api_url=tg.url)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, bot_token=tg.token, telegram_api_url=tg.url)
     bot = build_bot(settings)
     yield bot
     await close_bot(bot)

@@ -19,7 +19,7 @@ from bot.services.instance import InstanceLease
 from bot.services.notifier import Notifier, TelegramSender
 from bot.services.registry import ServiceRegistry
 from bot.services.watch import SessionWatch, WatchConfig
-from bot.spaces import SpacesUnavailable
+from bot.spaces import Account, SpacesUnavailable
 from bot.spaces.service import SpacesService
 from bot.storage.crypto import Cipher
 from bot.storage.engine import create_engine, make_sessionmaker, migrate
@@ -88,16 +88,16 @@ async def link(store: Store, chats: range) -> None:
 
 
 async def test_two_watches_sweeping_at_once_check_each_session_once(
-    instances: list[Instance], spaces: ScriptedSpaces
+    instances: list[Instance], spaces: ScriptedSpaces, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await link(instances[0].store, range(1, 61))
     slow = spaces.check
 
-    async def check(sid: str) -> object:
+    async def check(sid: str) -> Account:
         await asyncio.sleep(0.005)  # both sweeps overlap
         return await slow(sid)
 
-    spaces.check = check  # type: ignore[method-assign]
+    monkeypatch.setattr(spaces, "check", check)
     await asyncio.gather(*(i.watch.sweep() for i in instances))
     per_session = Counter(spaces.calls)
     assert len(per_session) == 60 and set(per_session.values()) == {1}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
-from bot.services import pacing
 from bot.services.pacing import RateLimiter
 
 
@@ -24,8 +26,8 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(pacing.time, "monotonic", fake.monotonic)
-    monkeypatch.setattr(pacing.asyncio, "sleep", fake.sleep)
+    monkeypatch.setattr(time, "monotonic", fake.monotonic)
+    monkeypatch.setattr(asyncio, "sleep", fake.sleep)
     return fake
 
 
