@@ -4,8 +4,10 @@ All are fed the same N `/start` updates from U people through their Dispatcher's
 `feed_update` (at most C in flight, as polling's tasks would be), and all answer through the
 same fake Bot API on 127.0.0.1 (in this process). This bot is wired as `bot/app.py` wires it
 (`prepare_store`, `build_fsm_storage`, `build_services`, `build_dispatcher`, and the
-last-seen flusher running) on a fresh SQLite database. Two floors, bare aiogram bots that do
-nothing but answer `/start` with one message:
+last-seen flusher running) on a fresh SQLite database, or with `--db postgres` on a scratch
+PostgreSQL database (`--pg-url`, dropped afterwards), and with `--redis URL` keeping
+conversations and one-at-a-time handling in Redis as several instances do. Two floors, bare
+aiogram bots that do nothing but answer `/start` with one message:
 
 - "same answer": the very message this bot sends (its help text in the person's language,
   HTML, the login button). The goal is measured against this one: what this bot adds.
@@ -13,7 +15,7 @@ nothing but answer `/start` with one message:
   message with entities and a keyboard costs more than this whole floor's update does.
 
     .venv/bin/python -m bench.update_rate_bench [-n 2000] [--people 50] [--concurrency 32]
-        [--rounds 3]
+        [--rounds 3] [--db sqlite|postgres] [--pg-url URL] [--redis URL]
 
 Prints, per round, each bot's updates/s and the process's CPU per update (the fake's share
 included, alike for all), then the best rate and the least CPU of each, the ratios against
@@ -43,6 +45,7 @@ from aiogram.filters import CommandStart
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from sqlalchemy import event
 
+from bench.sweep_kit import PG_URL, scratch_db
 from bot._telegram_types import build_types_in_use
 from bot.app import (
     BackgroundTask,
@@ -153,11 +156,16 @@ async def main(args: argparse.Namespace) -> int:
     async with AsyncExitStack() as stack:
         tg = await stack.enter_async_context(FakeTelegram())
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        database = await stack.enter_async_context(scratch_db(args.db, args.pg_url))
+        if args.redis:
+            await flushed(args.redis)
         settings = Settings(
             _env_file=None,
             bot_token=tg.token,
             telegram_api_url=tg.url,
             data_dir=workdir,
+            database_url=database.url,
+            redis_url=args.redis,
             encryption_key=generate_key(),
             # One person may send many /start here; the flood guard would drop them unanswered.
             flood_max_messages=10**6,
@@ -234,7 +242,9 @@ def report(contenders: list[Contender], args: argparse.Namespace, statements: in
     least: Callable[[Contender], float] = lambda c: min(c.cpu_ms)  # noqa: E731
     print(
         f"{args.count} /start from {args.people} people, {args.concurrency} in flight, "
-        f"SQLite, {args.rounds} rounds; best updates/s, least CPU ms/update:"
+        f"{'PostgreSQL' if args.db == 'postgres' else 'SQLite'}"
+        f"{', Redis' if args.redis else ''}, {args.rounds} rounds; "
+        "best updates/s, least CPU ms/update:"
     )
     for c in contenders:
         print(f"  {c.name:17} {best(c):6.0f}/s {least(c):6.3f} ms")
@@ -247,8 +257,22 @@ def report(contenders: list[Contender], args: argparse.Namespace, statements: in
     print(f"  database statements of this bot during the rounds: {statements} for {total} updates")
 
 
+async def flushed(url: str) -> None:
+    """The bench's Redis database starts empty (it holds nothing else: say which one)."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.update_rate_bench")
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--pg-url", default=PG_URL, help="a server to make a scratch database on")
+    parser.add_argument("--redis", default=None, help="a Redis database to use (it is emptied)")
     parser.add_argument("-n", "--count", type=int, default=2000)
     parser.add_argument("--people", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=32)
