@@ -8,7 +8,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from bot.storage.engine import create_engine
+from bot.storage.engine import create_engine, hold_migration_lock
 from bot.storage.models import Base
 
 # Well-formed, so that Settings accepts it; never sent anywhere.
@@ -53,6 +53,8 @@ async def _run_async() -> None:
     engine = create_engine(_url())
     try:
         async with engine.begin() as conn:
+            # By hand beside starting instances: one migrates at a time (they take it too).
+            await hold_migration_lock(conn)
             await conn.run_sync(_run)
     finally:
         await engine.dispose()

@@ -126,12 +126,18 @@ async def startup_lock(engine: AsyncEngine) -> AsyncIterator[None]:
             await conn.commit()
 
 
+async def hold_migration_lock(conn: AsyncConnection) -> None:
+    """On PostgreSQL, wait until no other process migrates, and hold that until `conn`'s
+    transaction ends; both the bot's startup and `alembic upgrade` by hand take it."""
+    if conn.dialect.name == "postgresql":
+        await _take_lock(conn, _MIGRATION_LOCK, "pg_try_advisory_xact_lock", "migrating")
+
+
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
     """Upgrade to `revision`; on PostgreSQL one process at a time (a transaction lock)."""
     url = engine.url.render_as_string(hide_password=False)
     async with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            await _take_lock(conn, _MIGRATION_LOCK, "pg_try_advisory_xact_lock", "migrating")
+        await hold_migration_lock(conn)
         await conn.run_sync(_upgrade, url, revision)
 
 

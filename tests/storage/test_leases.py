@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -11,7 +13,13 @@ import pytest
 
 from bot.domain import BroadcastStatus, Lease, NoticeState
 from bot.storage.crypto import Cipher
-from bot.storage.engine import create_engine, make_sessionmaker, migrate, startup_lock
+from bot.storage.engine import (
+    PROJECT_ROOT,
+    create_engine,
+    make_sessionmaker,
+    migrate,
+    startup_lock,
+)
 from bot.storage.owners import OwnerStore
 from bot.storage.store import CheckConfirmed, Store
 from tests.external import pg_url  # noqa: F401 - fixture
@@ -241,3 +249,26 @@ async def test_a_dead_processs_checks_are_taken_over_once_its_instance_lease_ran
     assert await b.release_orphaned_checks(later) == 2
     again, _ = await b.claim_due_sessions(later, 10, Lease(B, later + timedelta(minutes=5)))
     assert sorted(d.chat_id for d in again) == sorted(d.chat_id for d in taken_a)
+
+
+async def test_alembic_by_hand_from_several_places_at_once_is_safe(pg_url: str) -> None:  # noqa: F811
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_URL", "_KEY", "TOKEN"))}
+    env["DATABASE_URL"] = pg_url
+    runs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "alembic",
+            "upgrade",
+            "head",
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
+    results = [await asyncio.wait_for(run.communicate(), 120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], [
+        err.decode()[-500:] for _, err in results
+    ]
