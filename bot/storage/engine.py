@@ -33,7 +33,7 @@ DEFAULT_STATEMENT_TIMEOUT = 30.0
 # in a loop, not waited for in one statement, so statement_timeout never cuts the wait short.
 _SETUP_LOCKS = 0x5B1E
 _STARTUP_LOCK = 1  # the whole setup of a starting instance (see app.prepare_store)
-_MIGRATION_LOCK = 2  # `upgrade` alone, also when run as `python -m bot migrate`
+_MIGRATION_LOCK = 2  # `upgrade` alone, also when run by hand as `alembic upgrade head`
 _LOCK_RETRY_SECONDS = 0.25
 
 
