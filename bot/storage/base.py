@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Column, Select, Table, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -37,6 +38,11 @@ class StoreBase:
         bind = sessionmaker.kw.get("bind")
         assert bind is not None, "the sessionmaker must be bound to an engine"
         self._dialect = bind.dialect
+
+
+def upsert_into(dialect: str, model: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into `model` that can say ON CONFLICT, in the database's own dialect."""
+    return postgresql.insert(model) if dialect == "postgresql" else sqlite.insert(model)
 
 
 def storable_text(value: str, column: Column[Any]) -> str:

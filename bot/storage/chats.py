@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Update, bindparam, case, null, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.storage.base import CHATS, StoreBase
+from bot.storage.base import CHATS, StoreBase, upsert_into
 from bot.storage.models import Chat, Meta, UTCDateTime
 
 
@@ -63,8 +62,7 @@ class ChatStore(StoreBase):
         }
         changes = {k: values[k] for k in ("user_id", "language_code", "last_seen_at", "blocked_at")}
         async with self._sessionmaker.begin() as db:
-            insert = postgresql.insert if self._dialect.name == "postgresql" else sqlite.insert
-            stmt = insert(Chat).values(**values)
+            stmt = upsert_into(self._dialect.name, Chat).values(**values)
             upsert = stmt.on_conflict_do_update(index_elements=[Chat.chat_id], set_=changes)
             return await db.scalar(upsert.returning(Chat.language))
 
@@ -130,9 +128,9 @@ class ChatStore(StoreBase):
     async def swap_meta(self, key: str, expected: str, value: str) -> bool:
         """Set `key` to `value` only if it holds `expected` (a missing row holds `expected`):
         of several processes making the same change, exactly one gets True."""
-        insert = postgresql.insert if self._dialect.name == "postgresql" else sqlite.insert
+        seed = upsert_into(self._dialect.name, Meta).values(key=key, value=expected)
         async with self._sessionmaker.begin() as db:
-            await db.execute(insert(Meta).values(key=key, value=expected).on_conflict_do_nothing())
+            await db.execute(seed.on_conflict_do_nothing())
             result = await db.execute(
                 update(Meta).where(Meta.key == key, Meta.value == expected).values(value=value)
             )

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import BroadcastStatus, SessionState
-from bot.storage.base import orphaned
+from bot.storage.base import orphaned, upsert_into
 from bot.storage.models import (
     AuditEntry,
     Broadcast,
@@ -96,9 +96,8 @@ class OwnerStore:
         assert bind is not None, "the sessionmaker must be bound to an engine"
         self._dialect = bind.dialect.name
 
-    def _insert(self, model: type[object]):  # type: ignore[no-untyped-def]
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        return insert(model)
+    def _insert(self, model: type[object]) -> postgresql.Insert | sqlite.Insert:
+        return upsert_into(self._dialect, model)
 
     # -- access -----------------------------------------------------------------------------
 

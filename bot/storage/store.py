@@ -14,10 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.storage.base import StoreBase, is_row_fault, storable_text
+from bot.storage.base import StoreBase, is_row_fault, storable_text, upsert_into
 from bot.storage.chats import ChatStore
 from bot.storage.crypto import Cipher
 from bot.storage.instances import InstanceStore
@@ -61,9 +60,8 @@ class Store(KeyStore, SessionStore, NoticeStore, ChatStore, InstanceStore, Store
         is looked for by name first."""
         if self._sqlite_file is not None and not self._sqlite_file.exists():
             raise FileNotFoundError(f"the database file {self._sqlite_file} is gone")
-        insert = postgresql.insert if self._dialect.name == "postgresql" else sqlite.insert
         stamp = datetime.now(UTC).isoformat()
-        stmt = insert(Meta).values(key=PROBE_KEY, value=stamp)
+        stmt = upsert_into(self._dialect.name, Meta).values(key=PROBE_KEY, value=stamp)
         async with self._sessionmaker.begin() as db:
             # A statement, not an ORM change: it writes even when the value looks the same.
             await db.execute(
