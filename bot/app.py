@@ -40,6 +40,7 @@ from bot.config import Settings
 from bot.domain import Backlog
 from bot.errors import StartupError as StartupError  # re-exported: __main__ catches it here
 from bot.handlers import routers
+from bot.handlers.in_flight import CountingDispatcher, InFlightUpdates
 from bot.handlers.menu import set_chat_menu, set_general_menus
 from bot.handlers.middlewares import (
     AccessMiddleware,
@@ -47,7 +48,6 @@ from bot.handlers.middlewares import (
     ChatSeenMiddleware,
     CountUpdates,
     FloodMiddleware,
-    InFlightUpdates,
 )
 from bot.handlers.stray import StrayText
 from bot.health import CachedProbe, HealthServer, HealthSources, LoopSource
@@ -92,8 +92,9 @@ except PackageNotFoundError:  # running from a checkout that was never installed
 
 REDIS_PING_SECONDS = 5.0
 # At a stop, how long the updates in hand may take to finish (a login waiting for Spaces is
-# the longest; one cut short is asked again by the person, never half stored).
-UPDATE_GRACE_SECONDS = 5.0
+# the longest; one cut short is asked again by the person, never half stored). Polling and
+# webhook alike; Telegram's own patience with one webhook request is about a minute.
+UPDATE_GRACE_SECONDS = 20.0
 # The database probe of /readyz writes; a supervisor asking every second costs one write in this.
 DATABASE_PROBE_TTL = 5.0
 # A cancelled background task may still give back claimed notices (bounded by the notifier).
@@ -244,7 +245,7 @@ def build_services(
 def build_dispatcher(services: Services, fsm_storage: BaseStorage) -> Dispatcher:
     """The Dispatcher with every router and middleware, fresh each time."""
     settings = services.settings
-    dp = Dispatcher(
+    dp = CountingDispatcher(
         storage=fsm_storage,
         events_isolation=build_event_isolation(fsm_storage),
         **services.workflow_data(),
@@ -255,7 +256,6 @@ def build_dispatcher(services: Services, fsm_storage: BaseStorage) -> Dispatcher
         settings.flood_window_seconds,
         exempt=settings.admin_ids,
     )
-    dp.update.outer_middleware(services.in_flight)
     dp.update.outer_middleware(CountUpdates(services.updates_seen))
     dp.update.outer_middleware(flood)
     dp.update.outer_middleware(

@@ -25,10 +25,6 @@ from bot.errors import StartupError
 
 log = logging.getLogger(__name__)
 
-# An update being handled when the stop comes gets this long to finish; Telegram's own
-# patience with one webhook request is about a minute.
-DRAIN_SECONDS = 20.0
-
 
 def listen(host: str, port: int) -> socket.socket:
     """The webhook's listening socket, taken before anything talks to Telegram, so a busy
@@ -54,47 +50,28 @@ def listen(host: str, port: int) -> socket.socket:
         ) from None
 
 
-class _DrainingHandler(SimpleRequestHandler):
-    """aiogram's handler, answering Telegram only once the update was handled (so an update
-    whose instance dies mid-way is sent again), and letting those in flight finish on stop.
+class _AnswerWhenHandled(SimpleRequestHandler):
+    """aiogram's handler, answering Telegram only once the update was handled, so an update
+    whose instance dies mid-way is sent again. A stop lets the updates in hand finish in the
+    dispatcher's shutdown (app.py: `InFlightUpdates`), which runs after this handler closes.
 
     The Bot's session belongs to app.py, which closes it after the dispatcher's shutdown.
     """
 
-    def __init__(self, dispatcher: Dispatcher, bot: Bot, secret: str, drain_seconds: float):
+    def __init__(self, dispatcher: Dispatcher, bot: Bot, secret: str):
         super().__init__(dispatcher, bot, handle_in_background=False, secret_token=secret)
-        self._drain_seconds = drain_seconds
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self._in_flight += 1
-        self._idle.clear()
-        try:
-            return await super().handle(request)
-        finally:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
 
     async def close(self) -> None:
-        try:
-            await asyncio.wait_for(self._idle.wait(), self._drain_seconds)
-        except TimeoutError:
-            log.warning("stopping with %d update(s) still being handled", self._in_flight)
+        """Not the Bot's session (aiogram's handler would close it here)."""
 
 
 class WebhookServer:
     """Serves WEBHOOK_URL's path on an already bound socket until SIGINT or SIGTERM."""
 
-    def __init__(
-        self, *, url: str, secret: str, sock: socket.socket, drain_seconds: float = DRAIN_SECONDS
-    ) -> None:
+    def __init__(self, *, url: str, secret: str, sock: socket.socket) -> None:
         self._url = url
         self._secret = secret
         self._sock = sock
-        self._drain_seconds = drain_seconds
 
     @property
     def path(self) -> str:
@@ -122,9 +99,7 @@ class WebhookServer:
         except TelegramAPIError as exc:
             raise StartupError(f"Telegram refused WEBHOOK_URL: {exc.message}") from None
         app = web.Application()
-        # Registered before setup_application: on stop, requests in flight finish first,
-        # then the dispatcher's shutdown runs.
-        _DrainingHandler(dp, bot, self._secret, self._drain_seconds).register(app, path=self.path)
+        _AnswerWhenHandled(dp, bot, self._secret).register(app, path=self.path)
         setup_application(app, dp, bot=bot)
         if mount is not None:
             mount(app)

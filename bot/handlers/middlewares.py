@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter, deque
@@ -44,36 +43,6 @@ async def _tell(bot: Bot, event: TelegramObject, data: dict[str, Any], text: str
     chat = _private_chat(data)
     if chat is not None:
         await bot.send_message(chat.id, text)
-
-
-class InFlightUpdates(BaseMiddleware):
-    """The updates being handled now, so that a stop lets them finish before the
-    conversation storage and the database are closed under them."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        self.count += 1
-        self._idle.clear()
-        try:
-            return await handler(event, data)
-        finally:
-            self.count -= 1
-            if not self.count:
-                self._idle.set()
-
-    async def drain(self, grace: float) -> int:
-        """Wait up to `grace` seconds for the updates in hand; how many were left."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), grace)
-        except TimeoutError:
-            return self.count
-        # The conversation lock around each update is released just outside this middleware.
-        await asyncio.sleep(0.1)
-        return 0
 
 
 class CountUpdates(BaseMiddleware):
