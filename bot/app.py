@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -66,7 +65,7 @@ from bot.services.notifier import Notifier, TelegramSender
 from bot.services.owners import OwnerService
 from bot.services.registry import ServiceRegistry
 from bot.services.watch import SessionWatch, WatchConfig
-from bot.services.watchdog import database_step_seconds
+from bot.services.watchdog import database_step_seconds, pause_or_stop
 from bot.spaces import SpacesClient
 from bot.spaces.service import SpacesService
 from bot.spaces.transport import AiohttpTransport
@@ -634,8 +633,7 @@ async def wait_for_telegram(bot: Bot, max_delay: float = 60.0) -> bool:
                 ) from None
             except (TelegramNetworkError, TelegramServerError, TelegramRetryAfter) as exc:
                 log.warning("Telegram cannot be reached (%s); trying again in %.0f s", exc, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+            await pause_or_stop(stop, delay)
             delay = min(max_delay, delay * 2)
         return False
     finally:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from cachetools import TTLCache
 
 from bot.services.lastseen import LastSeen
+from bot.services.watchdog import pause_or_stop
 from bot.storage.owners import Access, OwnerStore
 from bot.storage.store import Store
 
@@ -192,8 +193,7 @@ class HotCache:
                     error,
                     self._access.ttl,
                 )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+            await pause_or_stop(stop, delay)
             delay = min(delay * 2, MAX_RETRY_SECONDS)
 
 

@@ -8,13 +8,13 @@ writes everything recorded every `FLUSH_SECONDS` in one statement, and once more
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.services.watchdog import pause_or_stop
 from bot.storage.base import fault_name, is_row_fault
 from bot.storage.chats import SeenChat
 
@@ -99,8 +99,7 @@ class LastSeen:
         while the database fails, and a last flush once `stop` is set."""
         delay = self._every
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_either(stop, self._full), delay)
+            await pause_or_stop(stop, delay, self._full)
             self._full.clear()
             if stop.is_set():
                 break
@@ -126,12 +125,3 @@ class LastSeen:
             self._failing = False
             log.info("last seen written again")
         return True
-
-
-async def _either(first: asyncio.Event, second: asyncio.Event) -> None:
-    waits = {asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())}
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()

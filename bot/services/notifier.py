@@ -257,7 +257,7 @@ class Notifier:
                 failures += 1
                 pause = self._backoff(failures)
                 log.exception("delivering expiry notices failed; trying again in %.0f s", pause)
-            await self._wait(stop, pause)
+            await pause_or_stop(stop, pause, self._wake)
 
     async def _recover(self, stop: asyncio.Event) -> None:
         failures = 0
@@ -289,15 +289,6 @@ class Notifier:
             log.warning(
                 "%d expiry notice(s) were in flight when a process stopped; not resent", settled
             )
-
-    async def _wait(self, stop: asyncio.Event, seconds: float) -> None:
-        """Until woken, stopped or `seconds` passed."""
-        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-        try:
-            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waits:
-                waiter.cancel()
 
     def _backoff(self, failures: int) -> float:
         return min(MAX_BACKOFF_SECONDS, 0.5 * 2.0 ** min(failures, 10))

@@ -63,9 +63,11 @@ class Heartbeat:
         return None if self._last is None else self._clock() - self._last
 
 
-async def pause_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep `seconds`, or less when `stop` is set meanwhile."""
+async def pause_or_stop(stop: asyncio.Event, seconds: float, *wake: asyncio.Event) -> None:
+    """Sleep `seconds`, or less when `stop` (or any of `wake`) is set meanwhile."""
+    waits = [asyncio.ensure_future(event.wait()) for event in (stop, *wake)]
     try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waits:
+            waiter.cancel()
