@@ -93,10 +93,7 @@ class KeyStore(StoreBase):
             row = await db.get(Meta, CANARY_KEY) if tables else None
         if row is None:
             return False
-        try:
-            self._cipher.decrypt(row.value, context=_CANARY_CONTEXT)
-        except DecryptError:
-            raise KeyMismatch from None
+        self._open_canary(row.value)
         return True
 
     async def verify_or_create_canary(self) -> bool:
@@ -107,11 +104,15 @@ class KeyStore(StoreBase):
                 value = self._cipher.encrypt(_CANARY_TEXT, context=_CANARY_CONTEXT)
                 db.add(Meta(key=CANARY_KEY, value=value))
                 return True
-            try:
-                self._cipher.decrypt(row.value, context=_CANARY_CONTEXT)
-            except DecryptError:
-                raise KeyMismatch from None
+            self._open_canary(row.value)
             return False
+
+    def _open_canary(self, value: str) -> None:
+        """KeyMismatch when no configured key opens the stored canary."""
+        try:
+            self._cipher.decrypt(value, context=_CANARY_CONTEXT)
+        except DecryptError:
+            raise KeyMismatch from None
 
     async def reencrypt_all(self, batch_size: int = 500) -> int:
         """Re-seal every secret not made by the first key, and every row still sealed the
