@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import socket
 from collections import Counter
 from dataclasses import dataclass
 from types import TracebackType
@@ -23,6 +22,8 @@ from typing import Self
 
 import aiohttp
 from aiohttp import web
+
+from tests.fakes import serve_app
 
 __all__ = ["Balancer", "Forwarded"]
 
@@ -87,18 +88,12 @@ class Balancer:
         return {f.backend for f in self.forwarded if f.update_id in update_ids}
 
     async def start(self) -> Self:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         self._client = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self._timeout), auto_decompress=False
         )
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        self._runner, self.url = await serve_app(app)
         return self
 
     async def close(self) -> None:

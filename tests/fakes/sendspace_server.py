@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import secrets
 import signal
-import socket
 import sys
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -37,6 +36,8 @@ from typing import Any, Final, Self
 
 import httpx
 from aiohttp import web
+
+from tests.fakes import serve_app
 
 API_KEY: Final = "TESTAPIKEY42"
 CALLS_KEPT: Final = 1000
@@ -472,14 +473,8 @@ class FakeSendspace:
         self.url = ""
 
     async def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self._host, self._port))
-        self.origin = f"http://{self._host}:{sock.getsockname()[1]}"
+        self._runner, self.origin = await serve_app(build_app(self.state), self._host, self._port)
         self.url = f"{self.origin}/rest/"
-        self._runner = web.AppRunner(build_app(self.state), access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
 
     async def stop(self) -> None:
         self.state.wake_stalled()

@@ -34,7 +34,6 @@ import json
 import re
 import secrets
 import signal
-import socket
 import struct
 import sys
 import time
@@ -48,6 +47,8 @@ from typing import Any, Final, Self
 
 import httpx
 from aiohttp import web
+
+from tests.fakes import serve_app
 
 DEFAULT_CAPTCHA_ANSWER: Final = "1234"
 # gzipbomb: 1 GiB of zeros as gzip inside gzip (a few kB on the wire); drip: a body that
@@ -757,16 +758,11 @@ class FakeSpaces:
         self.url = ""
 
     async def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self._host, self._port))
-        self.url = f"http://{self._host}:{sock.getsockname()[1]}"
+        # The app reads the mirror's URL only per request, so it may be set once serving.
+        app = build_app(self.state, self.mirror)
+        self._runner, self.url = await serve_app(app, self._host, self._port)
         self.mirror.url = self.url
         self.state.base_url = self.state.base_url or self.url
-        app = build_app(self.state, self.mirror)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
 
     async def stop(self) -> None:
         self.state.wake_stalled()
