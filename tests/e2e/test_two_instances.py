@@ -196,6 +196,10 @@ async def test_two_instances_share_logins_checks_and_notices(
         store = Store(db, Cipher.from_strings([key]))
         try:
             await run_scenario(tg, state, lb, instances, store, db)
+        except BaseException:
+            for instance in instances:  # what each instance said, to tell why
+                print(f"--- {instance.name}'s log, the end:\n{instance.text()[-6000:]}")
+            raise
         finally:
             codes = [await i.stop(signal.SIGTERM) for i in instances if i.proc is not None]
             await engine.dispose()
